@@ -1,0 +1,12 @@
+"""Ready-made training data: the tungsten teacher set and fetchers for public DFT sets.
+
+``uqcalc.datasets.tungsten`` generates a tungsten training set labelled by a published
+SNAP potential (no files needed); :func:`fetch` downloads, converts, verifies and
+caches public DFT sets such as ``"tungsten-wood2017"``.
+"""
+
+from . import tungsten
+from .fetch import REGISTRY, ChecksumError, Source, content_hash, fetch, register
+from .lammps_calculator import LammpsPotential
+
+__all__ = ["fetch", "register", "REGISTRY", "Source", "ChecksumError", "content_hash", "LammpsPotential", "tungsten"]
