@@ -1,0 +1,14 @@
+"""UQ backends: each ``fit(design) -> ParameterEnsemble`` (scikit-learn estimator contract).
+
+``POPS`` (Swinburne & Perez 2025), ``BayesianRidge`` (MacKay 1992 evidence maximisation),
+``MCMC`` (collapsed emcee over the hyperparameters) and ``Bootstrap`` (by configuration);
+``evidence_ridge`` is the shared evidence fit on sufficient statistics.
+"""
+
+from .base import Backend
+from .bayes import BayesianRidge, evidence_ridge
+from .bootstrap import Bootstrap
+from .mcmc import MCMC
+from .pops import POPS
+
+__all__ = ["Backend", "BayesianRidge", "Bootstrap", "MCMC", "POPS", "evidence_ridge"]

@@ -1,0 +1,148 @@
+"""Backend base class: scikit-learn's estimator contract for UQ backends.
+
+A backend's ``__init__`` only stores its keyword hyperparameters (no validation, no logic), so
+``get_params``/``set_params``/``repr`` work from the constructor signature and a backend can be
+cloned by ``type(b)(**b.get_params())``. ``fit(design) -> ParameterEnsemble`` does the work;
+every random draw goes through ``random_state`` so the same seed gives a bit-identical ensemble.
+"""
+
+from __future__ import annotations
+
+import inspect
+import platform
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Backend"]
+
+
+def _version(package: str) -> str | None:
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+def _uqcalc_version() -> str | None:
+    # imported lazily: uqcalc/__init__ may import modules that import the backends
+    try:
+        import uqcalc
+
+        return getattr(uqcalc, "__version__", None) or _version("uqcalc")
+    except ImportError:  # pragma: no cover
+        return _version("uqcalc")
+
+
+def _seed_record(random_state) -> Any:
+    """A JSON-able record of ``random_state`` (a Generator cannot be replayed from metadata)."""
+    if random_state is None or isinstance(random_state, (int, np.integer)):
+        return None if random_state is None else int(random_state)
+    if isinstance(random_state, np.random.SeedSequence):
+        return {"entropy": str(random_state.entropy), "spawn_key": list(random_state.spawn_key)}
+    return f"<{type(random_state).__name__}>"
+
+
+class Backend:
+    """Base class of UQ backends (POPS, BayesianRidge, MCMC, Bootstrap).
+
+    Subclasses define ``__init__(self, *, hyper=default, ...)`` storing each argument under
+    its own name, and ``fit(design) -> ParameterEnsemble``.
+    """
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        init = cls.__init__
+        if init is object.__init__:
+            return []
+        names = []
+        for p in inspect.signature(init).parameters.values():
+            if p.name == "self":
+                continue
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                raise TypeError(f"{cls.__name__}.__init__ must not take *args/**kwargs (sklearn contract)")
+            names.append(p.name)
+        return sorted(names)
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Hyperparameters as passed to the constructor."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params) -> Backend:
+        """Set hyperparameters; unknown names raise ``ValueError``. Returns ``self``."""
+        valid = set(self._param_names())
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}; valid: {sorted(valid)}")
+            setattr(self, name, value)
+        return self
+
+    def clone(self, **overrides) -> Backend:
+        """A new unfitted backend with the same hyperparameters (and ``overrides``)."""
+        return type(self)(**{**self.get_params(), **overrides})
+
+    def __repr__(self) -> str:
+        defaults = {
+            p.name: p.default
+            for p in inspect.signature(type(self).__init__).parameters.values()
+            if p.name != "self"
+        }
+        changed = []
+        for name, value in self.get_params().items():
+            default = defaults.get(name, inspect.Parameter.empty)
+            try:
+                same = value is default or bool(value == default)
+            except Exception:
+                same = False
+            if not same:
+                changed.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def fit(self, design):
+        """Fit to a :class:`~uqcalc.design.DesignMatrix`; return a ParameterEnsemble."""
+        raise NotImplementedError
+
+    # -- helpers for subclasses -----------------------------------------------------------
+
+    @staticmethod
+    def _rng(random_state) -> np.random.Generator:
+        """``np.random.default_rng(random_state)``: int, SeedSequence, Generator or None."""
+        return np.random.default_rng(random_state)
+
+    def _metadata(self, design, **extra) -> dict[str, Any]:
+        """Provenance for the ensemble: backend, hyperparameters, seed, data and versions."""
+        import scipy
+
+        params = {}
+        for name, value in self.get_params().items():
+            if isinstance(value, np.random.Generator | np.random.SeedSequence):
+                value = _seed_record(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            params[name] = value
+        dmeta = getattr(design, "metadata", {}) or {}
+        rows_by_kind = {}
+        if design is not None:
+            for kind in ("energy", "force", "stress"):  # cheaper than np.unique on 10⁵–10⁶ strings
+                count = int(np.count_nonzero(design.kind == kind))
+                if count:
+                    rows_by_kind[kind] = count
+        meta = {
+            "backend": type(self).__name__,
+            "params": params,
+            "random_state": _seed_record(getattr(self, "random_state", None)),
+            "descriptor": dmeta.get("descriptor"),
+            "training_set_digest": dmeta.get("training_set_digest"),
+            "n_rows": None if design is None else int(design.n_rows),
+            "rows_by_kind": rows_by_kind,
+            "versions": {
+                "uqcalc": _uqcalc_version(),
+                "numpy": np.__version__,
+                "scipy": scipy.__version__,
+                "python": platform.python_version(),
+            },
+        }
+        meta.update(extra)
+        return meta

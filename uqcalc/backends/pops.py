@@ -1,0 +1,517 @@
+"""POPS: pointwise optimal parameter sets (Swinburne & Perez, MLST 6, 015008, 2025).
+
+``METHODS.md`` §3. A ridge fit θ̄ = C⁻¹Xᵀy with C = XᵀX + (λ/α)I (λ, α from the evidence fit of
+§1, MacKay 1992, or a given ridge); for each row n, a_n = C⁻¹x_n, leverage h_n = x_n·a_n,
+residual e_n = y_n − x_n·θ̄ and the pointwise correction Δθ_n = (e_n/h_n)a_n, the smallest change
+in the C-norm after which x_n·(θ̄ + Δθ_n) = y_n. The kept corrections T define the posterior:
+
+* ``"hypercube"``: U = eigenvectors of TᵀT (uncentred) with eigenvalue > τ·max; z_n = UᵀΔθ_n;
+  per-axis [min, max] of z (or percentiles [q, 100 − q]); the ensemble carries this exact box,
+  members drawn in it, and covariance = box second moment + Bayesian posterior covariance;
+* ``"ensemble"``: the raw θ̄ + Δθ_n (optionally a seeded subsample), covariance = TᵀT/K + the
+  Bayesian covariance.
+
+Everything runs over row chunks: memory O(P² + chunk·P) plus O(N) scalars (h_n, e_n); the
+N × P matrix of corrections is never formed. The Gram pass, a leverage pass, a TᵀT pass and a
+projection pass each cost ~2NP² flops (the last 2NPR).
+
+Which rows build the box matters as much as the formula (``METHODS.md`` §3): a correction has
+C-norm |e_n|/√h_n, so low-leverage rows with finite residuals inflate the box. Row selection is
+explicit (``row_kinds``, ``leverage_percentile``, ``min_residual``, ``percentile_clipping``) and
+:meth:`POPS.select` chooses it on held-out rows.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import eigh
+
+from ..ensemble import ParameterEnsemble
+from .base import Backend
+from .bayes import evidence_ridge, gram_eigh, n_effective_rows
+
+__all__ = ["POPS", "pops_corrections"]
+
+_POSTERIORS = ("hypercube", "ensemble")
+_SAMPLERS = ("uniform", "sobol", "halton", "lhs")
+# hyperparameters that change θ̄ / C (the rest only change which rows build the posterior)
+_RIDGE_PARAMS = ("ridge", "alpha_1", "alpha_2", "lambda_1", "lambda_2", "alpha_init", "lambda_init", "max_iter", "tol")
+
+
+@dataclass
+class _RidgeState:
+    theta: np.ndarray  # θ̄
+    Cinv: np.ndarray  # (XᵀX + ridge·I)⁻¹
+    ridge: float
+    alpha: float
+    lambda_: float
+    bayes_cov: np.ndarray  # (λI + αXᵀX)⁻¹
+    h: np.ndarray  # (N,) leverages
+    e: np.ndarray  # (N,) weighted residuals
+    info: dict
+    fused: dict  # {(row_kinds, min_leverage): TᵀT} accumulated during the leverage pass
+
+
+def pops_corrections(design, theta, ridge, rows=None, chunk_rows: int = 65536):
+    """Pointwise corrections of the given rows (materialised: for tests and diagnostics).
+
+    Parameters
+    ----------
+    design : DesignMatrix
+    theta : (P,) array
+        The ridge solution θ̄.
+    ridge : float
+        C = XᵀWX + ridge·I.
+    rows : index array or mask, optional
+        Rows to return (default all).
+
+    Returns
+    -------
+    corrections (n, P), leverage (n,), residual (n,), in the weighted space.
+    """
+    XtX, _, _ = design.gram(chunk_rows)
+    s, V = gram_eigh(XtX)
+    Cinv = (V / (s + ridge)) @ V.T
+    sub = design if rows is None else design.select(rows)
+    X, y = sub.weighted()
+    A = X @ Cinv
+    h = np.einsum("ij,ij->i", A, X)
+    e = y - X @ np.asarray(theta, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        T = (e / h)[:, None] * A
+    return T, h, e
+
+
+class _Extremes:
+    """Streaming k smallest and k largest values per column (exact order statistics).
+
+    Stored transposed, (R, k), so partitions run along contiguous memory.
+    """
+
+    def __init__(self, k: int):
+        self.k = k
+        self.low = None
+        self.high = None
+
+    def add(self, z: np.ndarray) -> None:
+        zt = np.ascontiguousarray(z.T)
+        if self.k == 1:
+            lo, hi = zt.min(axis=1, keepdims=True), zt.max(axis=1, keepdims=True)
+            self.low = lo if self.low is None else np.minimum(self.low, lo)
+            self.high = hi if self.high is None else np.maximum(self.high, hi)
+            return
+        low = zt if self.low is None else np.concatenate([self.low, zt], axis=1)
+        high = zt if self.high is None else np.concatenate([self.high, zt], axis=1)
+        k, m = self.k, low.shape[1]
+        if m > k:
+            low = np.partition(low, k - 1, axis=1)[:, :k]
+            high = np.partition(high, m - k, axis=1)[:, m - k :]
+        self.low, self.high = low, high
+
+    def percentiles(self, n: int, q: float) -> tuple[np.ndarray, np.ndarray]:
+        """np.percentile(z, q) and (100 − q) of the n streamed rows, exactly."""
+        if q == 0:
+            return self.low.min(axis=1), self.high.max(axis=1)
+        R, k = self.low.shape
+        lo, hi = np.empty(R), np.empty(R)
+        column = np.empty(n)
+        for r in range(R):
+            # an array with the same order statistics at the positions np.percentile reads
+            column[:k] = self.low[r]
+            column[k : n - k] = self.low[r].max()
+            column[n - k :] = self.high[r]
+            lo[r], hi[r] = np.percentile(column, [q, 100.0 - q])
+        return lo, hi
+
+
+class POPS(Backend):
+    """Pointwise optimal parameter sets (Swinburne & Perez 2025) on a design matrix.
+
+    Parameters
+    ----------
+    posterior : {"hypercube", "ensemble"}
+        Exact box in the PCA frame of the corrections, or the raw corrected parameter sets.
+    sampler : {"uniform", "sobol", "halton", "lhs"}
+        How hypercube members are drawn (scrambled and seeded for the quasi-random ones).
+    n_members : int or None
+        Hypercube: members drawn in the box (None: one per kept row). Ensemble: members kept
+        (a seeded subsample of the kept rows; None keeps them all, K × P memory).
+    percentile_clipping : float
+        0 (default): box = [min, max] of the projected corrections; q > 0: [q, 100 − q]
+        percentiles per axis (then the box no longer covers every kept row).
+    row_kinds : tuple of str or None
+        Row kinds whose corrections build the posterior (None: all kinds). θ̄ always uses
+        every row.
+    leverage_percentile : float
+        Keep rows whose leverage is ≥ this percentile of the candidate rows' leverages
+        (0: keep all).
+    min_residual : float
+        Keep rows with |e_n| ≥ min_residual × RMSE of the candidate rows (0: keep all).
+    min_leverage : float
+        Tiny-h clamp: rows with h_n ≤ min_leverage are dropped; their correction (e/h)a is
+        numerically undefined (x_n ≈ 0, e.g. a force component fixed by symmetry). Training
+        rows have 0 < h_n < 1.
+    mode_threshold : float
+        τ: keep box axes with TᵀT eigenvalue > τ·max.
+    ridge : float or None
+        C = XᵀWX + ridge·I. None: λ/α of the evidence fit. With a given ridge, α is re-estimated
+        as (N − γ)/‖y − Xθ̄‖² and λ = ridge·α for the Bayesian covariance term.
+    alpha_1, alpha_2, lambda_1, lambda_2, alpha_init, lambda_init, max_iter, tol
+        Evidence fit (:func:`~uqcalc.backends.bayes.evidence_ridge`).
+    chunk_rows : int
+        Rows per block in every pass.
+    random_state : int, Generator or None
+        Seed of the member draws / subsample.
+
+    Notes
+    -----
+    The default row selection (every row, min/max) is the method as published; on SNAP
+    energy+force data it gives very wide boxes (``METHODS.md`` §3), so choose ``row_kinds``,
+    ``leverage_percentile`` and ``percentile_clipping`` on held-out configurations with
+    :meth:`select`. The ensemble's ``noise_variance`` is None: α of the evidence fit absorbs
+    the misspecification, which the box already describes (α is in the metadata).
+    """
+
+    def __init__(
+        self,
+        *,
+        posterior: str = "hypercube",
+        sampler: str = "uniform",
+        n_members: int | None = 1000,
+        percentile_clipping: float = 0.0,
+        row_kinds: tuple[str, ...] | None = None,
+        leverage_percentile: float = 0.0,
+        min_residual: float = 0.0,
+        min_leverage: float = 1e-12,
+        mode_threshold: float = 1e-8,
+        ridge: float | None = None,
+        alpha_1: float = 1e-6,
+        alpha_2: float = 1e-6,
+        lambda_1: float = 1e-6,
+        lambda_2: float = 1e-6,
+        alpha_init: float | None = None,
+        lambda_init: float | None = None,
+        max_iter: int = 300,
+        tol: float = 1e-6,
+        chunk_rows: int = 8192,
+        random_state=None,
+    ):
+        self.posterior = posterior
+        self.sampler = sampler
+        self.n_members = n_members
+        self.percentile_clipping = percentile_clipping
+        self.row_kinds = row_kinds
+        self.leverage_percentile = leverage_percentile
+        self.min_residual = min_residual
+        self.min_leverage = min_leverage
+        self.mode_threshold = mode_threshold
+        self.ridge = ridge
+        self.alpha_1 = alpha_1
+        self.alpha_2 = alpha_2
+        self.lambda_1 = lambda_1
+        self.lambda_2 = lambda_2
+        self.alpha_init = alpha_init
+        self.lambda_init = lambda_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.chunk_rows = chunk_rows
+        self.random_state = random_state
+
+    # -- validation ------------------------------------------------------------------------
+
+    def _check(self) -> None:
+        if self.posterior not in _POSTERIORS:
+            raise ValueError(f"posterior must be one of {_POSTERIORS}, got {self.posterior!r}")
+        if self.sampler not in _SAMPLERS:
+            raise ValueError(f"sampler must be one of {_SAMPLERS}, got {self.sampler!r}")
+        if not 0 <= self.percentile_clipping < 50:
+            raise ValueError("percentile_clipping must be in [0, 50)")
+        if not 0 <= self.leverage_percentile < 100:
+            raise ValueError("leverage_percentile must be in [0, 100)")
+        if self.min_residual < 0 or self.min_leverage < 0 or self.mode_threshold < 0:
+            raise ValueError("min_residual, min_leverage and mode_threshold must be >= 0")
+        if self.ridge is not None and self.ridge < 0:
+            raise ValueError("ridge must be >= 0")
+        if self.n_members is not None and int(self.n_members) < 0:
+            raise ValueError("n_members must be >= 0 or None")
+        if int(self.chunk_rows) < 1:
+            raise ValueError("chunk_rows must be >= 1")
+
+    # -- passes ------------------------------------------------------------------------------
+
+    def _local_selection(self) -> bool:
+        """True when the kept rows are decided row by row (no percentile/RMSE over rows)."""
+        return self.leverage_percentile == 0 and self.min_residual == 0
+
+    def _fuse_key(self):
+        kinds = None if self.row_kinds is None else tuple(sorted([self.row_kinds] if isinstance(self.row_kinds, str) else self.row_kinds))
+        return (kinds, float(self.min_leverage))
+
+    def _ridge_state(self, design, fuse: bool = False) -> _RidgeState:
+        """Gram pass, evidence (or fixed-ridge) fit, and the leverage/residual pass.
+
+        With ``fuse`` (and a row-local selection) the same pass also accumulates TᵀT of the
+        kept rows, saving one pass over the data.
+        """
+        chunk = int(self.chunk_rows)
+        XtX, Xty, yty = design.gram(chunk)
+        n = n_effective_rows(design)
+        s, V = gram_eigh(XtX)
+        if self.ridge is None:
+            res, info = evidence_ridge(
+                XtX, Xty, yty, n, eig=(s, V), full_output=True,
+                **{k: getattr(self, k) for k in _RIDGE_PARAMS if k != "ridge"},
+            )
+            theta, alpha, lam = res.theta, res.alpha, res.lambda_
+            ridge = lam / alpha
+        else:
+            ridge = float(self.ridge)
+            if ridge == 0 and s.min() <= 0:
+                raise ValueError("ridge=0 with a singular XᵀWX: give a positive ridge")
+            b = V.T @ Xty
+            mt = b / (s + ridge)
+            theta = V @ mt
+            sse = max(yty - 2.0 * mt @ b + (s * mt) @ mt, np.finfo(float).tiny)
+            gamma = float(np.sum(s / (s + ridge)))
+            alpha = max(n - gamma, 1.0) / sse
+            lam = ridge * alpha
+            info = {"gamma": gamma, "sse": sse}
+        Cinv = (V / (s + ridge)) @ V.T
+        bayes_cov = (V / (lam + alpha * s)) @ V.T
+        h = np.empty(design.n_rows)
+        e = np.empty(design.n_rows)
+        fuse = fuse and self._local_selection()
+        if fuse:
+            candidate = self._candidates(design)
+            G = np.zeros((design.n_params, design.n_params))
+        for sl, Xc, yc in design.iter_weighted(chunk):
+            A = Xc @ Cinv
+            hc = h[sl] = np.einsum("ij,ij->i", A, Xc)
+            ec = e[sl] = yc - Xc @ theta
+            if fuse:
+                # dropped rows get a zero scale instead of a copy of the kept rows
+                local = candidate[sl] & (hc > self.min_leverage)
+                scale = np.divide(ec, hc, out=np.zeros_like(ec), where=local)
+                A *= scale[:, None]  # A becomes the chunk's corrections T
+                G += A.T @ A
+        fused = {self._fuse_key(): G} if fuse else {}
+        return _RidgeState(theta, Cinv, float(ridge), float(alpha), float(lam), bayes_cov, h, e, info, fused)
+
+    def _candidates(self, design) -> np.ndarray:
+        return design.rows_of(self.row_kinds) & (design.w > 0)
+
+    def _kept_rows(self, design, state: _RidgeState) -> tuple[np.ndarray, dict]:
+        candidate = self._candidates(design)
+        if not candidate.any():
+            raise ValueError(f"no rows of kinds {self.row_kinds} with positive weight")
+        kept = candidate & (state.h > self.min_leverage)
+        stats = {"n_candidate": int(candidate.sum()), "n_tiny_leverage": int((candidate & ~kept).sum())}
+        if self.leverage_percentile > 0:
+            threshold = float(np.percentile(state.h[candidate], self.leverage_percentile))
+            kept &= state.h >= threshold
+            stats["leverage_threshold"] = threshold
+        if self.min_residual > 0:
+            rmse = float(np.sqrt(np.mean(state.e[candidate] ** 2)))
+            kept &= np.abs(state.e) >= self.min_residual * rmse
+            stats["residual_threshold"] = self.min_residual * rmse
+        if not kept.any():
+            raise ValueError("POPS row selection kept no rows; relax the filters")
+        stats["n_kept"] = int(kept.sum())
+        stats["kept_by_kind"] = {
+            kind: int(np.count_nonzero(kept & (design.kind == kind)))
+            for kind in ("energy", "force", "stress")
+            if np.any(kept & (design.kind == kind))
+        }
+        return kept, stats
+
+    def _kept_chunks(self, design, kept, state, chunk):
+        """Yield (kept rows of the chunk as global indices, their weighted X, scale e/h)."""
+        for sl, Xc, _ in design.iter_weighted(chunk):
+            local = kept[sl]
+            if local.all():
+                yield sl, Xc, state.e[sl] / state.h[sl]
+            elif local.any():
+                idx = np.flatnonzero(local) + sl.start
+                yield idx, Xc[local], state.e[idx] / state.h[idx]
+
+    def _second_moment(self, design, kept, state) -> np.ndarray:
+        """TᵀT of the kept corrections (from the fused leverage pass when available)."""
+        if self._local_selection() and self._fuse_key() in state.fused:
+            return state.fused[self._fuse_key()]
+        P = design.n_params
+        G = np.zeros((P, P))
+        for _, Xk, scale in self._kept_chunks(design, kept, state, int(self.chunk_rows)):
+            T = Xk @ state.Cinv
+            T *= scale[:, None]
+            G += T.T @ T
+        return G
+
+    def _box(self, design, kept, state):
+        """Axes (P, R) and per-axis limits of the kept corrections."""
+        chunk = int(self.chunk_rows)
+        P = design.n_params
+        G = self._second_moment(design, kept, state)
+        evals, evecs = eigh(0.5 * (G + G.T))
+        evals, evecs = evals[::-1], evecs[:, ::-1]
+        keep = evals > self.mode_threshold * evals[0] if evals[0] > 0 else np.zeros(P, bool)
+        U = evecs[:, keep]
+        # sign convention: largest-|.| entry of each axis positive (reproducible across runs)
+        pivot = U[np.argmax(np.abs(U), axis=0), np.arange(U.shape[1])]
+        U = U * np.where(pivot < 0, -1.0, 1.0)
+        R = U.shape[1]
+        K = int(kept.sum())
+        if R == 0:
+            return U, np.zeros(0), np.zeros(0), G, evals
+        q = float(self.percentile_clipping)
+        k = 1 if q == 0 else int(np.floor(q / 100.0 * (K - 1))) + 3
+        B = state.Cinv @ U  # z_n = (e/h) x_n·C⁻¹U
+        if 4 * k >= K:
+            zs = [scale[:, None] * (Xk @ B) for _, Xk, scale in self._kept_chunks(design, kept, state, chunk)]
+            z = np.concatenate(zs)
+            lower, upper = np.percentile(z, q, axis=0), np.percentile(z, 100.0 - q, axis=0)
+        else:
+            extremes = _Extremes(k)
+            for _, Xk, scale in self._kept_chunks(design, kept, state, chunk):
+                z = Xk @ B
+                z *= scale[:, None]
+                extremes.add(z)
+            lower, upper = extremes.percentiles(K, q)
+        return U, lower, upper, G, evals
+
+    # -- fit -------------------------------------------------------------------------------
+
+    def fit(self, design) -> ParameterEnsemble:
+        """Fit to a DesignMatrix; return an ensemble with the exact box (hypercube posterior)."""
+        self._check()
+        return self._fit_from_state(design, self._ridge_state(design, fuse=True))
+
+    def _fit_from_state(self, design, state: _RidgeState) -> ParameterEnsemble:
+        self._check()
+        kept, stats = self._kept_rows(design, state)
+        rng = self._rng(self.random_state)
+        K = stats["n_kept"]
+        meta_common = dict(
+            alpha=state.alpha, lambda_=state.lambda_, ridge=state.ridge,
+            rmse_weighted=float(np.sqrt(np.mean(state.e**2))) if state.e.size else 0.0,
+            rows=stats,
+        )
+        if self.posterior == "hypercube":
+            U, lower, upper, _, evals = self._box(design, kept, state)
+            box = ParameterEnsemble(state.theta, axes=U, lower=lower, upper=upper)
+            n = K if self.n_members is None else int(self.n_members)
+            members = box.sample_box(n, rng, self.sampler)
+            covariance = box.box_second_moment() + state.bayes_cov
+            meta = self._metadata(
+                design, **meta_common, rank=int(U.shape[1]),
+                pca_eigenvalues=evals.tolist(),
+            )
+            return ParameterEnsemble(
+                state.theta, members=members, axes=U, lower=lower, upper=upper,
+                covariance=covariance, metadata=meta,
+            )
+        # ensemble posterior: the corrected parameter sets themselves
+        chunk = int(self.chunk_rows)
+        P = design.n_params
+        G = self._second_moment(design, kept, state)
+        kept_idx = np.flatnonzero(kept)
+        if self.n_members is not None and int(self.n_members) < K:
+            chosen = np.zeros(design.n_rows, bool)
+            chosen[np.sort(rng.choice(kept_idx, int(self.n_members), replace=False))] = True
+        else:
+            chosen = kept
+        blocks = [
+            state.theta + scale[:, None] * (Xk @ state.Cinv)
+            for _, Xk, scale in self._kept_chunks(design, chosen, state, chunk)
+        ]
+        members = np.concatenate(blocks) if blocks else np.zeros((0, P))
+        meta = self._metadata(design, **meta_common)
+        return ParameterEnsemble(state.theta, members=members, covariance=G / K + state.bayes_cov, metadata=meta)
+
+    # -- row-selection study --------------------------------------------------------------
+
+    @staticmethod
+    def default_candidates(design) -> list[dict]:
+        """A small grid over row kinds × leverage percentile × percentile clipping."""
+        present = set(np.unique(design.kind).tolist())
+        kinds_options = [None]
+        if "energy" in present and len(present) > 1:
+            kinds_options.append(("energy",))
+            if "stress" in present:
+                kinds_options.append(("energy", "stress"))
+        return [
+            {"row_kinds": kinds, "leverage_percentile": lev, "percentile_clipping": clip}
+            for kinds in kinds_options
+            for lev in (0.0, 50.0, 90.0)
+            for clip in (0.0, 1.0, 5.0)
+        ]
+
+    def select(
+        self,
+        design,
+        validation_design,
+        candidates: list[dict] | None = None,
+        target_coverage: float = 0.9,
+        validation_kinds=None,
+    ):
+        """Choose row selection / clipping on held-out rows.
+
+        Each candidate (a dict of hyperparameter overrides on ``self``) is fitted on
+        ``design``; its bounds (exact for a hypercube, sampled for an ensemble) are evaluated on
+        the rows of ``validation_design`` (optionally only ``validation_kinds``). The narrowest
+        candidate (mean upper − lower) whose coverage reaches ``target_coverage`` wins; if none
+        does, the one with the highest coverage (with a warning). The ridge fit and leverage
+        pass are shared by candidates that do not change the ridge hyperparameters.
+
+        Returns
+        -------
+        chosen : POPS
+            A new unfitted POPS with the chosen settings.
+        table : list of dict
+            Per candidate: ``settings``, ``coverage``, ``mean_width``, ``n_kept``, ``rank``,
+            ``error`` (if the candidate could not be fitted).
+        """
+        candidates = self.default_candidates(design) if candidates is None else list(candidates)
+        if not candidates:
+            raise ValueError("no candidates")
+        mask = validation_design.rows_of(validation_kinds)
+        Xv, yv = validation_design.X[mask], validation_design.y[mask]
+        if Xv.shape[0] == 0:
+            raise ValueError("no validation rows")
+        states = {}
+        table = []
+        for settings in candidates:
+            pops = self.clone(**settings)
+            key = tuple(repr(getattr(pops, k)) for k in _RIDGE_PARAMS)
+            if key not in states:
+                states[key] = pops._ridge_state(design, fuse=True)
+            row = {"settings": dict(settings)}
+            try:
+                ens = pops._fit_from_state(design, states[key])
+            except ValueError as err:
+                row.update(coverage=np.nan, mean_width=np.nan, n_kept=0, rank=0, error=str(err))
+                table.append(row)
+                continue
+            pred = ens.predict(Xv, return_members=False)
+            row.update(
+                coverage=float(np.mean((pred.lower <= yv) & (yv <= pred.upper))),
+                mean_width=float(np.mean(pred.upper - pred.lower)),
+                n_kept=ens.metadata["rows"]["n_kept"],
+                rank=int(ens.axes.shape[1]) if ens.has_box else None,
+            )
+            table.append(row)
+        ok = [r for r in table if np.isfinite(r["coverage"])]
+        if not ok:
+            raise ValueError("no candidate could be fitted: " + "; ".join(r.get("error", "") for r in table))
+        reaching = [r for r in ok if r["coverage"] >= target_coverage]
+        if reaching:
+            best = min(reaching, key=lambda r: r["mean_width"])
+        else:
+            best = max(ok, key=lambda r: (r["coverage"], -r["mean_width"]))
+            warnings.warn(
+                f"no candidate reached coverage {target_coverage}; chose the highest ({best['coverage']:.3f})",
+                RuntimeWarning, stacklevel=2,
+            )
+        return self.clone(**best["settings"]), table
