@@ -29,51 +29,7 @@ from uqcalc.calculator import (
 from uqcalc.descriptors import Descriptor, PairBasis
 from uqcalc.ensemble import ParameterEnsemble
 
-A0 = 3.1805  # bcc lattice constant of the teacher (Å)
-
-
-# -- model and ensembles -----------------------------------------------------------------
-
-
-def labelled_frames():
-    """bcc W frames (volume scan, strains, rattles) labelled by the W_2940 teacher."""
-    from uqcalc.datasets.tungsten import teacher
-
-    calc = teacher()
-    rng = np.random.default_rng(0)
-    frames = [bulk("W", "bcc", a=A0 * s, cubic=True) for s in np.linspace(0.96, 1.04, 7)]
-    for _ in range(6):
-        atoms = bulk("W", "bcc", a=A0, cubic=True)
-        eps = rng.uniform(-0.015, 0.015, size=(3, 3))
-        atoms.set_cell(atoms.cell @ (np.eye(3) + 0.5 * (eps + eps.T)), scale_atoms=True)
-        frames.append(atoms)
-    for i in range(4):
-        atoms = bulk("W", "bcc", a=A0, cubic=True).repeat(3)
-        atoms.rattle(0.05 * (i + 1), seed=i)
-        frames.append(atoms)
-    for atoms in frames:
-        atoms.calc = calc
-        atoms.info["REF_energy"] = atoms.get_potential_energy()
-        atoms.arrays["REF_forces"] = atoms.get_forces()
-        atoms.info["REF_stress"] = atoms.get_stress()
-        atoms.calc = None
-    return frames
-
-
-def fitted_design():
-    """(PairBasis, DesignMatrix of the teacher-labelled frames)."""
-    from uqcalc.design import DesignMatrix
-
-    descriptor = PairBasis(r_cut=5.0, n_basis=8)
-    return descriptor, DesignMatrix.build(labelled_frames(), descriptor, progress=False)
-
-
-def fitted_model(n_members: int = 8):
-    """(PairBasis, BayesianRidge ensemble with covariance and members)."""
-    from uqcalc.backends import BayesianRidge
-
-    descriptor, design = fitted_design()
-    return descriptor, BayesianRidge(n_members=n_members, random_state=0).fit(design)
+from .models import A0, fitted_design, fitted_model
 
 
 def box_ensemble(ens: ParameterEnsemble, n_members: int = 64, rank: int = 3) -> ParameterEnsemble:

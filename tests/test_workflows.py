@@ -21,7 +21,8 @@ from ase.units import GPa
 from uqcalc import LinearPotential, UQCalculator
 from uqcalc.io import db_kwargs, read_uncertainties, store_uncertainties
 
-from .test_calculator import A0, box_ensemble, fitted_model
+from .models import A0, fitted_model
+from .test_calculator import box_ensemble
 
 pytestmark = [
     # FrechetCellFilter's and matscipy's strain logarithms near the identity (harmless)
