@@ -82,7 +82,7 @@ def run_demo(size: str = "small", twojmax: int = 6, seed: int = 0, test_groups=D
         rows.append([
             name, mode, f"{results[name]['coverage']:.2f}", f"{results[name]['rmse_meV_per_atom']:.2f}",
             f"{results[name]['median_half_width_meV']:.2f}", f"{results[name]['mean_err_over_width']:.3f}",
-            f"{time.perf_counter() - t:.1f}",
+            f"{time.perf_counter() - t:.2f}",
         ])
 
     print("\nPer-group RMSE of the point estimate (BayesianRidge mean), train and held-out:")
