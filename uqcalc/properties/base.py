@@ -17,7 +17,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.filters import FrechetCellFilter
-from ase.optimize import FIRE, LBFGS
+from ase.optimize import LBFGS
 
 __all__ = ["Property", "State", "StateProperty", "RelaxationError", "relax", "RELAX_MODES", "TUNGSTEN_A0"]
 
@@ -73,8 +73,8 @@ def relax(
 ) -> Atoms:
     """Relax a copy of ``atoms`` with ``calc``; return the relaxed copy (calculator attached).
 
-    Positions relax with LBFGS; anything involving the cell uses FIRE on ASE's
-    :class:`~ase.filters.FrechetCellFilter` (``"cell"`` keeps scaled positions fixed by
+    LBFGS on the positions, or on ASE's :class:`~ase.filters.FrechetCellFilter` for anything
+    involving the cell (``"cell"`` keeps scaled positions fixed by
     constraining every atom). ``fmax`` is in eV/Å (and the filter's stress equivalent).
 
     Raises
@@ -89,13 +89,16 @@ def relax(
     if mode == "none":
         return work
     if mode == "positions":
-        target, optimizer = work, LBFGS
+        target = work
     else:
         if mode == "cell":
             from ase.constraints import FixAtoms
 
             work.set_constraint(FixAtoms(indices=range(len(work))))
-        target, optimizer = FrechetCellFilter(work), FIRE
+        target = FrechetCellFilter(work)
+    # LBFGS also for cell relaxations: on a 127-atom vacancy at zero pressure it took
+    # 15 steps (0.7 s) where FIRE took 63 (11 s)
+    optimizer = LBFGS
     opt = optimizer(target, logfile=None)
     converged = opt.run(fmax=fmax, steps=steps)
     if not converged:
@@ -131,12 +134,13 @@ class Property(ABC):
         return f"{type(self).__name__}(name={self.name!r}, unit={self.unit!r})"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class StateProperty(Property):
     """A property ``Σ_i c_i q_i`` over relaxed states; subclasses provide :meth:`states`.
 
     ``fmax`` and ``steps`` are the relaxation tolerance (eV/Å) and budget; ``scale``
-    converts the combination to the property's unit (e.g. eV/Å² → J/m²).
+    converts the combination to the property's unit (e.g. eV/Å² → J/m²). These fields are
+    keyword-only, so a subclass's own fields come first in its positional signature.
     """
 
     name: str = ""
