@@ -1,122 +1,193 @@
-"""The ``uqcalc`` command.
+"""The ``uqcalc`` command: the coverage demo, coverage studies, fitting and prediction.
 
-``uqcalc demo`` is the README's main job. Until the property coverage bench lands it
-runs the end-to-end configuration-level study that exists: label the tungsten teacher
-set, fit a lower-capacity SNAP student with every UQ backend, and report per-group
-errors and how often each backend's bounds contain held-out teacher energies.
+``uqcalc demo`` is the README's main job: the W teacher–student coverage study at a size that
+finishes within about 10 minutes on 2 cores, printing the paper-format table for every backend
+and writing tables and figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import multiprocessing
+import os
 import sys
-import time
+from concurrent.futures import Executor, ProcessPoolExecutor
+from pathlib import Path
 
-import numpy as np
+__all__ = ["main", "make_executor"]
 
-__all__ = ["main"]
-
-# Held-out groups: defect, surface and fault configurations the student never sees.
-DEMO_TEST_GROUPS = ("divacancy", "interstitial", "surface_112", "gsf_112")
-
-
-def _print_table(headers: list[str], rows: list[list], out=sys.stdout) -> None:
-    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
-    line = "| " + " | ".join(str(h).ljust(w) for h, w in zip(headers, widths)) + " |"
-    print(line, file=out)
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|", file=out)
-    for row in rows:
-        print("| " + " | ".join(str(v).ljust(w) for v, w in zip(row, widths)) + " |", file=out)
+STUDIES = ("tungsten_teacher",)
+BACKENDS = ("pops", "bayes", "mcmc", "bootstrap")
 
 
-def run_demo(size: str = "small", twojmax: int = 6, seed: int = 0, test_groups=DEMO_TEST_GROUPS) -> dict:
-    """Teacher–student configuration-level comparison of the UQ backends.
+@contextlib.contextmanager
+def make_executor(spec: str | None):
+    """An executor from a command-line spec: ``processes:N``, ``dask://HOST:PORT``, ``dask://local:N``.
 
-    Returns the numbers it prints (per-backend coverage and width of energy bounds on
-    held-out groups) so tests can check them.
+    Yields None (serial) for ``None``/``"serial"``. Dask is imported only when asked for.
     """
-    from .backends import MCMC, POPS, BayesianRidge, Bootstrap
-    from .data import split_by_group
-    from .datasets import tungsten
-    from .descriptors import SNAP
+    if spec in (None, "", "serial"):
+        yield None
+        return
+    if spec.startswith("processes:"):
+        n = int(spec.split(":", 1)[1])
+        # spawn: LAMMPS instances and BLAS threads do not survive fork cleanly
+        with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn")) as pool:
+            yield pool
+        return
+    if spec.startswith("dask://"):
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as err:
+            raise ValueError("dask executors need 'pip install dask[distributed]'") from err
+        address = spec[len("dask://"):]
+        if address.startswith("local"):
+            n = int(address.split(":", 1)[1]) if ":" in address else 2
+            with LocalCluster(n_workers=n, threads_per_worker=1, processes=True) as cluster, Client(cluster) as client:
+                yield client.get_executor()
+        else:
+            with Client(address) as client:
+                yield client.get_executor()
+        return
+    raise ValueError(f"unknown executor {spec!r}; use processes:N, dask://HOST:PORT or dask://local:N")
+
+
+def _executor_type(spec: str) -> str:
+    if spec in ("serial",) or spec.startswith(("processes:", "dask://")):
+        return spec
+    raise argparse.ArgumentTypeError(f"unknown executor {spec!r}; use processes:N, dask://HOST:PORT or dask://local:N")
+
+
+def _demo(args) -> None:
+    from .coverage import run_teacher_study
+
+    out = Path(args.out)
+    run_teacher_study(out, size="small", quick=True, seed=args.seed, progress=True)
+    print(f"\ntables and figures: {out.resolve()}")
+
+
+def _coverage(args) -> None:
+    from .coverage import run_teacher_study
+
+    with make_executor(args.executor) as executor:
+        run_teacher_study(
+            Path(args.out), size=args.size, quick=not args.full, twojmax=args.twojmax, seed=args.seed,
+            propagation=args.propagation, executor=executor, names=args.names, progress=True,
+        )
+    print(f"\ntables and figures: {Path(args.out).resolve()}")
+
+
+def _backend(name: str, seed: int):
+    from . import backends
+
+    return {
+        "pops": lambda: backends.POPS(random_state=seed),
+        "bayes": lambda: backends.BayesianRidge(random_state=seed),
+        "mcmc": lambda: backends.MCMC(random_state=seed),
+        "bootstrap": lambda: backends.Bootstrap(random_state=seed),
+    }[name]()
+
+
+def _fit(args) -> None:
+    from .calculator import save_model
+    from .data import read
+    from .descriptors import SNAP, PairBasis
     from .design import DesignMatrix
 
-    t0 = time.perf_counter()
-    frames = tungsten.teacher_training_set(size=size, seed=seed)
-    held_out = list(test_groups)
-    train, test = split_by_group(frames, held_out)
-    print(f"teacher set: {len(frames)} frames ({time.perf_counter() - t0:.1f} s); "
-          f"training on {len(train)}, holding out {len(test)} in groups {sorted(held_out)}")
+    frames = read(args.training)
+    if args.descriptor == "snap":
+        reference = None
+        if args.zbl:
+            reference = SNAP.from_lammps_potential("W_2940_2017_2")[0].reference
+        descriptor = SNAP(species=args.species, twojmax=args.twojmax, reference=reference)
+    else:
+        descriptor = PairBasis(species=args.species, r_cut=args.r_cut, n_basis=args.n_basis)
+    design = DesignMatrix.build(frames, descriptor, progress=True)
+    ensemble = _backend(args.backend, args.seed).fit(design)
+    save_model(args.out, descriptor, ensemble)
+    errors = design.errors(ensemble.theta, by="kind")
+    summary = ", ".join(f"{kind} RMSE {e['rmse']:.4g}" for (_, kind), e in sorted(errors.items()))
+    print(f"fitted {args.backend} on {len(frames)} frames ({design.n_rows} rows, {descriptor.n_params} "
+          f"parameters): {summary}; model written to {args.out}")
 
-    teacher_snap, _ = SNAP.from_lammps_potential("W_2940_2017_2")
-    student = SNAP(twojmax=twojmax, rcutfac=4.73442, rfac0=0.99363, reference=teacher_snap.reference)
-    print(f"student: SNAP 2J={twojmax} ({student.n_params} parameters) + the teacher's ZBL; "
-          f"teacher: SNAP 2J=8 ({teacher_snap.n_params} parameters)")
-    d_train = DesignMatrix.build(train, student)
-    d_test = DesignMatrix.build(test, student)
 
-    backends = {
-        "POPS (hypercube)": POPS(random_state=seed),
-        "BayesianRidge": BayesianRidge(random_state=seed),
-        "MCMC (collapsed)": MCMC(random_state=seed),
-        "MCMC (T=natural)": MCMC(temperature="natural", random_state=seed),
-        "Bootstrap": Bootstrap(random_state=seed),
-    }
-    energy = d_test.rows_of("energy")
-    X, y = d_test.X[energy], d_test.y[energy]
-    results, rows = {}, []
-    for name, backend in backends.items():
-        t = time.perf_counter()
-        ensemble = backend.fit(d_train)
-        mode = "exact" if ensemble.has_box else ("gaussian" if name != "Bootstrap" else "sampled")
-        pred = ensemble.predict(X, bounds=mode, return_members=False)
-        inside = (pred.lower <= y) & (y <= pred.upper)
-        err = np.abs(pred.mean - y)
-        width = pred.upper - pred.lower
-        results[name] = {
-            "coverage": float(inside.mean()),
-            "mean_err_over_width": float(np.mean(err / width)),
-            "rmse_meV_per_atom": float(1e3 * np.sqrt(np.mean((pred.mean - y) ** 2))),
-            "median_half_width_meV": float(1e3 * np.median(width / 2)),
-        }
-        rows.append([
-            name, mode, f"{results[name]['coverage']:.2f}", f"{results[name]['rmse_meV_per_atom']:.2f}",
-            f"{results[name]['median_half_width_meV']:.2f}", f"{results[name]['mean_err_over_width']:.3f}",
-            f"{time.perf_counter() - t:.2f}",
-        ])
+def _predict(args) -> None:
+    import ase.io
+    from tqdm.auto import tqdm
 
-    print("\nPer-group RMSE of the point estimate (BayesianRidge mean), train and held-out:")
-    theta = backends["BayesianRidge"].fit(d_train).theta
-    err_rows = []
-    for label, design in (("train", d_train), ("test", d_test)):
-        for (group, kind), e in sorted(design.errors(theta).items()):
-            scale, unit = (1e3, "meV/atom") if kind == "energy" else ((1e3, "meV/A") if kind == "force" else (160.2177, "GPa"))
-            err_rows.append([label, group, kind, f"{scale * e['rmse']:.2f} {unit}", e["n_rows"]])
-    _print_table(["set", "group", "kind", "RMSE", "rows"], err_rows)
+    from .calculator import UQCalculator
+    from .data import read, write
+    from .io import store_uncertainties
 
-    print(f"\nHeld-out energies per atom ({int(energy.sum())} frames): do the bounds contain the teacher?")
-    _print_table(["backend", "bounds", "coverage", "RMSE meV/atom", "median half-width meV/atom",
-                  "mean |err|/width", "fit s"], rows)
-    print("\nCoverage alone is cheap; read it next to the width. Bayesian bands here are the "
-          "parameter posterior ±2σ without the noise term, as they propagate to properties.")
-    print(f"total {time.perf_counter() - t0:.1f} s")
-    return results
+    if not Path(args.model).exists():
+        raise FileNotFoundError(f"no such model file: {args.model}")
+    calc = UQCalculator.load(args.model)
+    frames = read(args.frames)
+    for atoms in tqdm(frames, desc="predict", unit="frame", disable=None):
+        atoms.calc = calc
+        atoms.get_potential_energy()
+        if all(atoms.pbc):
+            atoms.get_stress()
+        store_uncertainties(atoms, ensemble=args.members)
+        atoms.calc = None
+    if args.out.endswith((".xyz", ".extxyz", ".gz")):
+        write(args.out, frames)
+    else:
+        ase.io.write(args.out, frames)
+    print(f"predicted {len(frames)} frames -> {args.out}")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``uqcalc`` console script."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # see comparisons/teacher_properties.py
     parser = argparse.ArgumentParser(prog="uqcalc", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="teacher–student tungsten comparison of the UQ backends")
-    demo.add_argument("--size", choices=["small", "full"], default="small", help="teacher training-set size")
-    demo.add_argument("--twojmax", type=int, default=6, help="student SNAP capacity (teacher: 8)")
-    demo.add_argument("--seed", type=int, default=0, help="seed for data generation and sampling")
+
+    demo = sub.add_parser("demo", help="W teacher–student coverage study (quick; ~6–10 min on 2 cores)")
+    demo.add_argument("--out", default="results/demo", help="results folder (checkpoints in OUT/store)")
+    demo.add_argument("--seed", type=int, default=0, help="training-set and backend seed")
+    demo.set_defaults(run=_demo)
+
+    cov = sub.add_parser("coverage", help="run a coverage study (resumes from its checkpoints)")
+    cov.add_argument("study", choices=STUDIES)
+    cov.add_argument("--full", action="store_true", help="default property cells and all members (slow)")
+    cov.add_argument("--size", choices=["small", "full"], default="small", help="teacher training set")
+    cov.add_argument("--twojmax", type=int, default=6, help="student SNAP capacity (teacher: 8)")
+    cov.add_argument("--seed", type=int, default=0)
+    cov.add_argument("--propagation", choices=["implicit", "linear", "resample"], default="implicit")
+    cov.add_argument("--names", nargs="*", help="property subset (suite names)")
+    cov.add_argument("--executor", type=_executor_type, default="serial",
+                     help="serial, processes:N, dask://HOST:PORT or dask://local:N")
+    cov.add_argument("--out", default="results/coverage_teacher")
+    cov.set_defaults(run=_coverage)
+
+    fit = sub.add_parser("fit", help="fit a UQ model to an extxyz training set (REF_* labels)")
+    fit.add_argument("training", help="extxyz file (.gz allowed) with REF_energy/REF_forces/REF_stress")
+    fit.add_argument("--out", required=True, help="model file (.npz) for `uqcalc predict` / UQCalculator.load")
+    fit.add_argument("--backend", choices=BACKENDS, default="pops")
+    fit.add_argument("--descriptor", choices=["snap", "pair"], default="snap")
+    fit.add_argument("--species", nargs="+", default=["W"])
+    fit.add_argument("--twojmax", type=int, default=6, help="SNAP 2J")
+    fit.add_argument("--zbl", action="store_true", help="SNAP with the W_2940_2017_2 ZBL reference (W only)")
+    fit.add_argument("--r-cut", type=float, default=5.0, help="PairBasis cutoff (Å)")
+    fit.add_argument("--n-basis", type=int, default=8, help="PairBasis radial functions")
+    fit.add_argument("--seed", type=int, default=0)
+    fit.set_defaults(run=_fit)
+
+    pred = sub.add_parser("predict", help="predict energies, forces, stress and their uncertainties")
+    pred.add_argument("model", help="model file from `uqcalc fit` or uqcalc.save_model")
+    pred.add_argument("frames", help="structures to predict (extxyz or any ASE-readable file)")
+    pred.add_argument("--out", required=True, help="output extxyz with uq_* point estimates and *_std/_lower/_upper")
+    pred.add_argument("--members", action="store_true", help="also store per-member values")
+    pred.set_defaults(run=_predict)
+
     args = parser.parse_args(argv)
     try:
-        if args.command == "demo":
-            run_demo(size=args.size, twojmax=args.twojmax, seed=args.seed)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"uqcalc: error: {err}", file=sys.stderr)
+        args.run(args)
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"uqcalc: error: {message}", file=sys.stderr)
         return 2
     return 0
 

@@ -1,0 +1,62 @@
+"""The ``uqcalc`` command line: fit, predict, errors and help (the demo itself is `make demo`)."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from uqcalc import UQCalculator
+from uqcalc.cli import main
+from uqcalc.data import read, write
+
+from .models import labelled_frames
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return labelled_frames()
+
+
+def test_fit_then_predict_round_trip(tmp_path, frames, capsys):
+    write(tmp_path / "train.xyz.gz", frames[:-3])
+    write(tmp_path / "test.xyz", frames[-3:])
+    model = tmp_path / "model.npz"
+    assert main(["fit", str(tmp_path / "train.xyz.gz"), "--out", str(model), "--descriptor", "pair",
+                 "--backend", "bayes", "--r-cut", "5.0"]) == 0
+    assert "energy RMSE" in capsys.readouterr().out
+    out = tmp_path / "pred.xyz"
+    assert main(["predict", str(model), str(tmp_path / "test.xyz"), "--out", str(out)]) == 0
+    predicted = read(out)
+    calc = UQCalculator.load(model)
+    for atoms, original in zip(predicted, frames[-3:]):
+        ref = atoms.copy()  # positions as predicted: extxyz keeps 8 decimals
+        ref.calc = calc
+        # the file holds the calculator's point estimate and uncertainties, not a new calculation
+        assert atoms.info["uq_energy"] == pytest.approx(ref.get_potential_energy(), rel=1e-12)
+        assert atoms.info["energy_std"] == pytest.approx(calc.results["energy_std"], rel=1e-12)
+        assert atoms.info["energy_lower"] <= atoms.info["uq_energy"] <= atoms.info["energy_upper"]
+        np.testing.assert_allclose(atoms.arrays["forces_std"], calc.results["forces_std"], atol=1e-8)
+        assert atoms.info["REF_energy"] == pytest.approx(original.info["REF_energy"])
+
+
+def test_bad_input_exits_nonzero_with_one_line(tmp_path, capsys):
+    assert main(["predict", str(tmp_path / "absent.npz"), str(tmp_path / "x.xyz"), "--out", "y.xyz"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"uqcalc: error: no such model file: {tmp_path / 'absent.npz'}"]
+    assert main(["fit", str(tmp_path / "absent.xyz"), "--out", "m.npz"]) == 2
+    assert "no such training file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [[], ["demo"], ["coverage"], ["fit"], ["predict"]])
+def test_help_on_every_command(command):
+    done = subprocess.run([sys.executable, "-m", "uqcalc.cli", *command, "--help"], capture_output=True, text=True)
+    assert done.returncode == 0
+    assert "usage: uqcalc" in done.stdout
+
+
+def test_unknown_executor_is_rejected(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["coverage", "tungsten_teacher", "--executor", "threads:3"])
+    assert exit_info.value.code == 2
+    assert "unknown executor" in capsys.readouterr().err
