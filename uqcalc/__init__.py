@@ -9,6 +9,7 @@ _LAZY = {
     "LinearPotential": "uqcalc.calculator",
     "CommitteeCalculator": "uqcalc.calculator",
     "save_model": "uqcalc.calculator",
+    "propagate": "uqcalc.propagate",
 }
 
 __all__ = ["CommitteeCalculator", "LinearPotential", "UQCalculator", "__version__", "save_model"]

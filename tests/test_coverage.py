@@ -1,0 +1,241 @@
+"""Coverage metrics (hand-computed), checkpoint/resume, and a tiny end-to-end study on PairBasis."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from uqcalc.coverage import (
+    BackendSpec,
+    CalculatorReference,
+    CoverageResults,
+    CoverageStudy,
+    TableReference,
+    calibration_curve,
+    grouped_summary,
+    interval_errors,
+    miscalibration_area,
+    summarize,
+)
+
+from .models import A0, fitted_design, labelled_frames
+
+# -- metrics --------------------------------------------------------------------------------
+
+# three quantities: p, [L, U], r, σ — worked by hand below
+P = [1.0, 2.0, 3.0]
+L = [0.0, 2.5, 2.0]
+U = [2.0, 3.0, 5.0]
+R = [1.5, 2.0, 4.0]
+S = [0.5, 1.0, 1.0]
+
+
+def test_interval_errors_by_hand():
+    e = interval_errors(P, L, U, R, S)
+    np.testing.assert_allclose(e["error"], [-0.5, 0.0, -1.0])
+    np.testing.assert_allclose(e["low_error"], [-1.5, 0.5, -2.0])
+    np.testing.assert_allclose(e["high_error"], [0.5, 1.0, 1.0])
+    assert e["bracketed"].tolist() == [True, False, True]  # 2.5 ≤ 2 fails
+    np.testing.assert_allclose(e["width"], [2.0, 0.5, 3.0])
+    np.testing.assert_allclose(e["abs_error_over_std"], [1.0, 0.0, 1.0])
+    np.testing.assert_allclose(e["abs_error_over_width"], [0.25, 0.0, 1 / 3])
+    np.testing.assert_allclose(e["half_width_over_abs_error"], [2.0, np.inf, 1.5])
+
+
+def test_summarize_by_hand():
+    s = summarize(P, L, U, R, S, levels=[0.5, 0.95])
+    assert s["n"] == 3
+    assert s["coverage"] == pytest.approx(2 / 3)
+    assert s["violation_rate"] == pytest.approx(1 / 3)
+    assert s["mean_abs_error_over_std"] == pytest.approx(2 / 3)
+    assert s["mean_abs_error_over_width"] == pytest.approx((0.25 + 0 + 1 / 3) / 3)
+    assert s["median_half_width_over_abs_error"] == pytest.approx(2.0)  # median of {1.5, 2, inf}
+    assert s["mean_abs_error"] == pytest.approx(0.5)
+    # z(0.5) = 0.674: only |err|/σ = 0 is inside; z(0.95) = 1.96: all three
+    np.testing.assert_allclose(s["calibration"]["coverage"], [1 / 3, 1.0])
+    assert s["miscalibration_area"] == pytest.approx((abs(1 / 3 - 0.5) + 0.05) / 2)
+
+
+def test_nan_bounds_count_as_not_bracketed():
+    s = summarize([1.0, 1.0], [0.0, np.nan], [2.0, np.nan], [1.0, 1.0])
+    assert s["coverage"] == 0.5
+    assert "calibration" not in s  # no σ given
+
+
+def test_calibration_of_gaussian_errors_is_nominal():
+    # seeded: 20000 standard-normal errors with σ = 1; tolerance ~4 binomial standard errors
+    t = np.abs(np.random.default_rng(0).standard_normal(20000))
+    levels, cov = calibration_curve(t)
+    np.testing.assert_allclose(cov, levels, atol=0.015)
+    assert miscalibration_area(levels, cov) < 0.01
+
+
+def test_grouped_summary_by_group_and_kind():
+    g = grouped_summary(P, L, U, R, S, group=["a", "a", "b"], kind=["energy", "force", "energy"])
+    assert g["all"]["coverage"] == pytest.approx(2 / 3)
+    assert g["group"]["a"]["coverage"] == 0.5 and g["group"]["b"]["coverage"] == 1.0
+    assert g["kind"]["energy"]["n"] == 2 and g["kind"]["force"]["coverage"] == 0.0
+    assert set(g["group×kind"]) == {"a|energy", "a|force", "b|energy"}
+
+
+# -- checkpoint / resume ----------------------------------------------------------------------
+
+CALLS = {"n": 0, "interrupt_on": None}
+
+
+@dataclasses.dataclass
+class CountingEnergy:
+    """bcc energy per atom at a fixed lattice constant: cheap, no relaxation; counts evaluations."""
+
+    name: str
+    a: float
+    unit: str = "eV/atom"
+
+    def evaluate(self, calc) -> float:
+        CALLS["n"] += 1
+        if CALLS["interrupt_on"] == (self.name, CALLS["n"]):
+            raise KeyboardInterrupt
+        atoms = bulk("W", "bcc", a=self.a, cubic=True)
+        atoms.calc = calc
+        return atoms.get_potential_energy() / len(atoms)
+
+    def states(self):
+        return None
+
+
+class CountingBackend:
+    """Wraps a backend to count fits."""
+
+    fits = 0
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def get_params(self):
+        return {"inner": type(self.inner).__name__, **self.inner.get_params()}
+
+    def fit(self, design):
+        CountingBackend.fits += 1
+        return self.inner.fit(design)
+
+
+def _study(store, descriptor, design):
+    from uqcalc.backends import BayesianRidge, Bootstrap
+    from uqcalc.calculator import LinearPotential
+
+    theta = BayesianRidge().fit(design).theta
+    # a reference calculator different from the student's point estimate (a stand-in teacher)
+    ref = CalculatorReference(lambda: LinearPotential(descriptor, 1.01 * theta), "stand-in")
+    props = [CountingEnergy("A", A0), CountingEnergy("B", 1.01 * A0), CountingEnergy("C", 0.99 * A0)]
+    backends = [BackendSpec("BR", CountingBackend(BayesianRidge(n_members=4, random_state=0)), bounds="gaussian"),
+                BackendSpec("Boot", CountingBackend(Bootstrap(n_members=4, random_state=0)))]
+    return CoverageStudy(design, descriptor, backends, props, ref, propagation="resample", store=store,
+                         progress=False)
+
+
+def test_interrupted_study_resumes_without_recomputing(tmp_path):
+    descriptor, design = fitted_design()
+    per_pair = 4 + 1  # resample evaluates θ̄ and each of the 4 members
+    n_refs, n_pairs = 3, 6
+
+    CALLS.update(n=0, interrupt_on=None)
+    CountingBackend.fits = 0
+    fresh = _study(tmp_path / "fresh", descriptor, design).run()
+    assert CALLS["n"] == n_refs + n_pairs * per_pair and CountingBackend.fits == 2
+
+    # interrupted on the 2nd member of (BR, C): references, (BR, A) and (BR, B) are stored
+    store = tmp_path / "store"
+    CALLS.update(n=0, interrupt_on=("C", n_refs + 2 * per_pair + 2))
+    CountingBackend.fits = 0
+    with pytest.raises(KeyboardInterrupt):
+        _study(store, descriptor, design).run()
+    assert CountingBackend.fits == 1
+    stored = {p.name: p.read_bytes() for p in (store / "results").glob("*.json")}
+    assert sorted(stored) == ["BR__A.json", "BR__B.json"]
+    assert not list(store.rglob("*.tmp"))  # atomic writes leave no torn files
+
+    CALLS.update(n=0, interrupt_on=None)
+    CountingBackend.fits = 0
+    resumed = _study(store, descriptor, design).run()
+    assert CALLS["n"] == 4 * per_pair  # (BR, C), (Boot, A/B/C); no reference recomputed
+    assert CountingBackend.fits == 1  # BR loaded from the store, Boot fitted
+    assert resumed.meta["counts"] == {"fits": 1, "references": 0, "propagations": 4}
+    for name, data in stored.items():
+        assert (store / "results" / name).read_bytes() == data  # untouched
+    for a, b in zip(fresh.records, resumed.records):
+        assert (a["backend"], a["property"]) == (b["backend"], b["property"])
+        np.testing.assert_allclose([a["value"], a["lower"], a["upper"], a["reference"]],
+                                   [b["value"], b["lower"], b["upper"], b["reference"]], rtol=1e-12)
+
+    CALLS.update(n=0)
+    CountingBackend.fits = 0
+    again = _study(store, descriptor, design).run()
+    assert CALLS["n"] == 0 and CountingBackend.fits == 0
+    assert again.meta["counts"] == {"fits": 0, "references": 0, "propagations": 0}
+
+
+def test_changed_property_setting_is_recomputed(tmp_path):
+    descriptor, design = fitted_design()
+    CALLS.update(n=0, interrupt_on=None)
+    study = _study(tmp_path, descriptor, design)
+    study.run()
+    study = _study(tmp_path, descriptor, design)
+    study.properties[0] = CountingEnergy("A", 1.02 * A0)
+    CALLS.update(n=0)
+    res = study.run()
+    assert res.meta["counts"] == {"fits": 0, "references": 1, "propagations": 2}
+    assert CALLS["n"] == 1 + 2 * 5
+
+
+def test_table_reference(tmp_path):
+    path = tmp_path / "refs.json"
+    path.write_text(json.dumps({"A": {"value": -8.9, "unit": "eV/atom", "citation": "made up"}}))
+    ref = TableReference(path)
+    assert ref.value(CountingEnergy("A", A0)) == (-8.9, {"source": "made up", "unit": "eV/atom"})
+    with pytest.raises(KeyError):
+        ref.value(CountingEnergy("B", A0))
+    with pytest.raises(ValueError, match="unit"):
+        ref.value(CountingEnergy("A", A0, unit="eV"))
+
+
+# -- end to end --------------------------------------------------------------------------------
+
+
+def test_tiny_end_to_end_study(tmp_path):
+    """PairBasis on teacher-labelled frames, two real properties, teacher references, held-out frames."""
+    from uqcalc.backends import POPS, BayesianRidge
+    from uqcalc.coverage import teacher_reference
+    from uqcalc.descriptors import PairBasis
+    from uqcalc.properties import tungsten_suite
+
+    frames = labelled_frames()
+    for i, a in enumerate(frames):
+        a.info["group"] = "rattled" if i >= len(frames) - 2 else "bulk"
+    train, valid = frames[:-2], frames[-2:]
+    study = CoverageStudy(
+        train, PairBasis(r_cut=5.0, n_basis=8),
+        [BackendSpec("POPS", POPS(n_members=50, random_state=0)),
+         BackendSpec("BR", BayesianRidge(n_members=20, random_state=0), bounds="gaussian")],
+        tungsten_suite(["E_coh", "a0"], quick=True), teacher_reference(),
+        propagation="implicit", store=tmp_path / "store", validation=valid, progress=False, resample_members=5,
+    )
+    res = study.run()
+    methods = {(r["backend"], r["property"]): r["method"] for r in res.records}
+    assert methods[("POPS", "E_coh")] == "implicit"
+    assert methods[("POPS", "a0")] == "resample"  # no stationary states: recorded fallback
+    assert all(r["n_members"] == 5 for r in res.records if r["property"] == "a0")
+    e_coh = next(r for r in res.records if r["property"] == "E_coh")
+    assert e_coh["reference"] == pytest.approx(11.0283, abs=2e-3)  # the teacher's value
+    assert set(res.heldout) == {"POPS", "BR"} and res.heldout["POPS"]["bounds"] == "exact"
+    assert res.heldout["POPS"]["group×kind"]["rattled|force"]["n"] == 2 * 54 * 3
+    paths = res.write(tmp_path / "out")
+    names = {p.name for p in paths}
+    assert {"coverage.md", "coverage.csv", "coverage.json", "coverage_properties.png",
+            "coverage_heldout_parity.svg"} <= names
+    back = CoverageResults.from_json(tmp_path / "out" / "coverage.json")
+    assert back.summary("BR")["n"] == 2
+    assert "| POPS |" in res.to_markdown()

@@ -1,0 +1,59 @@
+"""Strict-JSON conversion and atomic writes for the coverage store."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def clean(value):
+    """Arrays/numpy scalars → JSON values; NaN → None and ±inf → ±1e308 (strict JSON has neither)."""
+    if isinstance(value, np.ndarray):
+        return clean(value.tolist())
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        v = float(value)
+        if np.isnan(v):
+            return None
+        return v if np.isfinite(v) else float(np.sign(v)) * 1e308
+    return value
+
+
+def as_float(value) -> float:
+    """JSON null → NaN."""
+    return float("nan") if value is None else float(value)
+
+
+def write_json(path: str | os.PathLike, data) -> None:
+    """Write ``data`` as strict JSON atomically: a killed run leaves the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(clean(data), f, indent=1, allow_nan=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: str | os.PathLike):
+    """The JSON at ``path``, or None if absent or unreadable (a torn file is recomputed, not trusted)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,100 @@
+"""Figures of a coverage study (matplotlib, Agg): property error bars and held-out parity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ._io import as_float
+
+__all__ = ["plot_heldout_parity", "plot_property_errors"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, stem: Path) -> list[Path]:
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    fig.savefig(paths[0], dpi=130, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
+    return paths
+
+
+def plot_property_errors(results, stem) -> list[Path]:
+    """Per-property error bars against the reference, one panel per backend (the paper's style).
+
+    The dot is the point-estimate error p − r, the bar spans [L − r, U − r], the zero line is the
+    reference. Each row is normalised by |r| (in %) so properties in different units share an
+    axis; a symlog axis keeps 1 % and 1000 % errors readable together. Red: not bracketed.
+    """
+    plt = _pyplot()
+    backends = list(results.backends)
+    props = list(dict.fromkeys(r["property"] for r in results.records))
+    fig, axes = plt.subplots(1, len(backends), figsize=(3.2 * len(backends) + 1.5, 0.24 * len(props) + 1.6),
+                             sharey=True, squeeze=False)
+    y = np.arange(len(props))[::-1]
+    for ax, b in zip(axes[0], backends):
+        recs = {r["property"]: r for r in results.of(b)}
+        for yi, p in zip(y, props):
+            r = recs.get(p)
+            if r is None:
+                continue
+            ref = as_float(r["reference"])
+            # a tiny reference (dE_a15 ~ 0.01 eV) would make every % error enormous: floor the scale
+            scale = max(abs(ref), 1e-2) / 100.0
+            e, lo, hi = (as_float(r[k]) / scale for k in ("error", "low_error", "high_error"))
+            colour = "tab:blue" if r["bracketed"] else "tab:red"
+            if np.isfinite(lo) and np.isfinite(hi):
+                ax.plot([lo, hi], [yi, yi], color=colour, lw=2.5, alpha=0.55, solid_capstyle="butt")
+            if np.isfinite(e):
+                ax.plot(e, yi, "o", color=colour, ms=3.5)
+        ax.axvline(0.0, color="k", lw=0.8)
+        ax.set_xscale("symlog", linthresh=1.0)
+        s = results.summary(b)
+        ax.set_title(f"{b}\ncov {s.get('coverage', np.nan):.2f}, |err|/(U−L) {s.get('mean_abs_error_over_width', np.nan):.2f}",
+                     fontsize=8)
+        ax.set_xlabel("(value − reference)/|reference|  (%)", fontsize=7)
+        ax.tick_params(labelsize=7)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set_yticks(y)
+    axes[0][0].set_yticklabels(props, fontsize=6.5)
+    fig.tight_layout()
+    paths = _save(fig, Path(stem))
+    plt.close(fig)
+    return paths
+
+
+def plot_heldout_parity(results, stem) -> list[Path]:
+    """Parity of held-out energies (eV/atom, reference part subtracted) with their bounds, one panel per backend."""
+    plt = _pyplot()
+    names = [b for b in results.backends if "energy" in results.heldout.get(b, {})]
+    fig, axes = plt.subplots(1, len(names), figsize=(3.3 * len(names), 3.4), squeeze=False)
+    for ax, b in zip(axes[0], names):
+        e = results.heldout[b]["energy"]
+        ref, p = np.asarray(e["reference"], float), np.asarray(e["point"], float)
+        lo = np.asarray([as_float(v) for v in e["lower"]])
+        hi = np.asarray([as_float(v) for v in e["upper"]])
+        groups = np.asarray(e["group"])
+        for g in np.unique(groups):
+            m = groups == g
+            ax.errorbar(ref[m], p[m], yerr=np.abs(np.stack([p[m] - lo[m], hi[m] - p[m]])), fmt="o", ms=3,
+                        elinewidth=0.8, capsize=0, label=g, alpha=0.8)
+        span = [np.nanmin(np.r_[ref, lo]), np.nanmax(np.r_[ref, hi])]
+        ax.plot(span, span, "k-", lw=0.7)
+        cov = results.heldout[b].get("kind", {}).get("energy", {}).get("coverage", np.nan)
+        ax.set_title(f"{b} ({results.heldout[b].get('bounds')})\nenergy coverage {cov:.2f}", fontsize=8)
+        ax.set_xlabel("reference E/atom − ref. part (eV)", fontsize=7)
+        ax.set_ylabel("prediction (eV)", fontsize=7)
+        ax.tick_params(labelsize=7)
+    axes[0][0].legend(fontsize=6)
+    fig.tight_layout()
+    paths = _save(fig, Path(stem))
+    plt.close(fig)
+    return paths
