@@ -10,6 +10,7 @@ re-relaxing for every ensemble member.
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
@@ -100,7 +101,10 @@ def relax(
     # 15 steps (0.7 s) where FIRE took 63 (11 s)
     optimizer = LBFGS
     opt = optimizer(target, logfile=None)
-    converged = opt.run(fmax=fmax, steps=steps)
+    with warnings.catch_warnings():
+        # FrechetCellFilter's matrix logarithm reports ~1e-13 "inaccuracies" on every step
+        warnings.filterwarnings("ignore", message="logm result may be inaccurate", category=RuntimeWarning)
+        converged = opt.run(fmax=fmax, steps=steps)
     if not converged:
         forces = target.get_forces()
         raise RelaxationError(
