@@ -185,7 +185,7 @@ def test_symmetry_reduced_hessian_equals_full(model, structure):
     c = Coordinates(atoms, "positions")
     T = np.eye(d.n_params + 1)  # every component ∇²D_p, as member Hessians use them
     # a small step: the two differ by the O(h²) truncation of differently oriented displacements
-    full, info_full = dense_hessian(d, c, T, step=1e-4, symmetry=False)
+    full, _ = dense_hessian(d, c, T, step=1e-4, symmetry=False)
     reduced, info = dense_hessian(d, c, T, step=1e-4, symmetry=True)
     assert info["n_symmetry_ops"] == (48 if structure == "vacancy" else 12)
     assert info["n_evaluations"] == (14 if structure == "vacancy" else 40)  # of 318 / 330
@@ -543,7 +543,7 @@ def test_bad_inputs(model):
 def test_uqcalc_propagate_is_callable_after_submodule_imports(model):
     """Importing uqcalc.propagate.* binds the package to uqcalc.propagate; it must still propagate."""
     import uqcalc
-    import uqcalc.propagate.core  # noqa: F401
+    import uqcalc.propagate.core
 
     d, ens = model
     out = uqcalc.propagate(Vacancy(fmax=1e-4), (d, ens), "linear", progress=False)

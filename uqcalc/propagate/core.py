@@ -76,9 +76,11 @@ def propagate(
         only (``D(X*)·δ`` for energies: no Hessian).
     executor : concurrent.futures.Executor, optional
         Runs the member evaluations (``resample``; the extreme-member checks and the dense
-        Hessian columns of ``implicit``): a ``ProcessPoolExecutor`` (use the ``"spawn"``
-        context with SNAP), a dask ``distributed.Client(...).get_executor()``, or None (serial).
-        Tasks receive the descriptor spec, parameter vectors and the property.
+        Hessian columns of ``implicit``): a ``ProcessPoolExecutor`` (``fork`` and ``spawn`` both
+        give bit-identical SNAP results here; ``spawn`` is the safe choice with MPI-enabled LAMMPS
+        builds), a dask ``distributed.Client(...).get_executor()`` (which reschedules the tasks
+        of a worker that dies), or None (serial). Tasks receive the descriptor spec, parameter
+        vectors and the property, never a calculator; results are plain numbers.
     progress : bool, default True
         tqdm progress bars.
     batch_size : int, optional
@@ -243,8 +245,11 @@ def _combiner(prop, states, quantities0: Sequence[float]):
     away from them (and checked at one more point). Otherwise (e.g. a volume in units of the
     relaxed atomic volume) ``prop.combine`` is called per member.
     """
+    from ..properties.base import StateProperty
+
     n = len(states)
-    if not hasattr(prop, "combine"):
+    if not hasattr(prop, "combine") or type(prop).combine is StateProperty.combine:
+        # Σ c_i q_i × scale by definition: no need to call combine (which rebuilds the states)
         w = float(getattr(prop, "scale", 1.0)) * np.array([s.coefficient for s in states], dtype=float)
         return lambda Q: np.atleast_2d(Q) @ w
 

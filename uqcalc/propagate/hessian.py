@@ -208,7 +208,7 @@ def dense_hessian(descriptor, coords: Coordinates, T: np.ndarray, step: float = 
                 continue
             R, perm = ops[k].rotation, ops[k].perm
             block = H[:npos, 3 * b : 3 * b + 3, :].reshape(N, 3, 3, K)  # [atom a, i, k, K]
-            rotated = np.einsum("ij,ajkK,lk->ailK", R, block, R)
+            rotated = np.einsum("aikK,lk->ailK", np.einsum("ij,ajkK->aikK", R, block), R)
             new = np.empty_like(rotated)
             new[perm] = rotated
             H[:npos, 3 * j : 3 * j + 3, :] = new.reshape(npos, 3, K)
