@@ -29,26 +29,6 @@ from uqcalc.properties import (
 from uqcalc.properties.bulk import bcc_cell, cubic_elastic_constants, relaxed_lattice_constant, shear_moduli
 from uqcalc.properties.phases import PHASES, _check_shape, phase_cell
 
-from .models import fitted_model
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_blas_thread():
-    # 3x3 LAPACK calls of the cell filter take milliseconds instead of microseconds when a
-    # multithreaded OpenBLAS competes for a busy machine
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(1):
-        yield
-
-
-@pytest.fixture(scope="module")
-def pair():
-    descriptor, ensemble = fitted_model()
-    return LinearPotential(descriptor, ensemble.theta)
 
 
 def constant_only(beta0: float = -7.5) -> LinearPotential:

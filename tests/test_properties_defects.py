@@ -19,7 +19,6 @@ import pytest
 from ase import Atoms
 
 from uqcalc import LinearPotential
-from uqcalc.descriptors import PairBasis
 from uqcalc.properties.base import TUNGSTEN_A0, relax
 from uqcalc.properties.defects import (
     SIA_CONFIGURATIONS,
@@ -38,27 +37,11 @@ pytestmark = pytest.mark.filterwarnings("ignore:logm result may be inaccurate")
 
 
 @pytest.fixture(scope="module")
-def pair():
-    """Teacher-fitted PairBasis (physical bcc W) as a LinearPotential."""
-    descriptor, ensemble = fitted_model()
-    return LinearPotential(descriptor, ensemble.theta)
-
-
-@pytest.fixture(scope="module")
 def pure_pair():
     """The same pair potential with the constant beta0 removed: E = Σ_pairs φ(r)."""
     descriptor, ensemble = fitted_model()
     theta = ensemble.theta.copy()
     theta[0] = 0.0
-    return LinearPotential(descriptor, theta)
-
-
-@pytest.fixture(scope="module")
-def constant_only():
-    """E = N β0: no forces, no stress; every formation or binding energy is exactly 0."""
-    descriptor = PairBasis(n_basis=4)
-    theta = np.zeros(descriptor.n_params)
-    theta[0] = -8.7
     return LinearPotential(descriptor, theta)
 
 

@@ -27,13 +27,6 @@ from uqcalc.properties.faults import (
     fault_slab,
 )
 
-from .models import fitted_model
-
-
-@pytest.fixture(scope="module")
-def pair():
-    descriptor, ensemble = fitted_model()
-    return LinearPotential(descriptor, ensemble.theta)
 
 
 @pytest.fixture(scope="module")
@@ -44,14 +37,6 @@ def short_pair():
     """
     descriptor = PairBasis(r_cut=3.1, r_min=2.2, n_basis=3)
     return LinearPotential(descriptor, np.array([-3.0, 400.0, -300.0, 0.0]))
-
-
-@pytest.fixture(scope="module")
-def constant_only():
-    descriptor = PairBasis(n_basis=4)
-    theta = np.zeros(descriptor.n_params)
-    theta[0] = -8.7
-    return LinearPotential(descriptor, theta)
 
 
 def phi(calc, r: float) -> float:

@@ -15,27 +15,8 @@ from uqcalc.properties.bulk import bcc_cell, cubic_elastic_constants, relaxed_la
 from uqcalc.properties.fracture import griffith_k1c
 from uqcalc.properties.surfaces import EV_PER_A2, QUICK_LAYERS, _planes, oriented_bulk, slab
 
-from .models import fitted_model
 
 ORIENTATIONS = list(QUICK_LAYERS)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_blas_thread():
-    # see tests/test_properties_bulk.py: multithreaded OpenBLAS is slow for 3x3 algebra under load
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(1):
-        yield
-
-
-@pytest.fixture(scope="module")
-def pair():
-    descriptor, ensemble = fitted_model()
-    return LinearPotential(descriptor, ensemble.theta)
 
 
 @pytest.fixture(scope="module")
