@@ -1,0 +1,96 @@
+"""Smoke + physics checks of the comparison scripts (comparisons/capacity_sweep.py, tungsten_dft.py).
+
+Both run in quick mode on tiny settings. Independent physical check: a student with the teacher's
+capacity (SNAP 2J=8, the W_2940_2017_2 teacher's own basis and ZBL) reproduces held-out teacher
+energies to round-off (< 1 meV/atom), while 2J=2 (6 parameters) cannot (tens of meV/atom).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+
+from .conftest import SHARED_DATA
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"comparisons_{name}", ROOT / "comparisons" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def capacity(tmp_path_factory):
+    pytest.importorskip("matplotlib")
+    mod = _load("capacity_sweep")
+    out = tmp_path_factory.mktemp("capacity_sweep")
+    result = mod.main(["--quick", "--twojmax", "2", "8", "--nop-twojmax", "2", "--fractions", "0.5", "1",
+                       "--out", str(out)])
+    return mod, out, result
+
+
+def test_capacity_sweep_writes_tables(capacity):
+    _, out, result = capacity
+    md = out / "capacity_sweep_seed0_quick.md"
+    assert md.exists() and "| 2J |" in md.read_text()
+    for ext in (".json", ".png", ".svg"):
+        assert (out / f"capacity_sweep_seed0_quick{ext}").exists()
+    assert [r["twojmax"] for r in result["capacity"]] == [2, 8]
+    assert len(result["n_over_p"]) == 2
+    for row in result["capacity"]:
+        assert set(row["backends"]) == {"POPS", "BayesianRidge ±2σ", "MCMC natural-T ±2σ", "Bootstrap"}
+        for name, s in row["backends"].items():
+            assert "error" not in s, (row["twojmax"], name, s)
+            for kind in ("energy", "force"):
+                assert 0.0 <= s[kind]["coverage"] <= 1.0
+
+
+def test_capacity_well_specified_student_is_exact(capacity):
+    _, _, result = capacity
+    rmse = {r["twojmax"]: r["lsq_energy_rmse_meV_per_atom"] for r in result["capacity"]}
+    assert rmse[8] < 1.0, rmse  # teacher capacity: exact up to round-off
+    assert rmse[2] > 20.0, rmse  # 6-parameter student: misspecified
+    p = {r["twojmax"]: r["P"] for r in result["capacity"]}
+    assert p == {2: 6, 8: 56}
+
+
+def test_capacity_misspecified_intervals_are_not_all_degenerate(capacity):
+    # at 2J=2 the model error is large: every backend must report a finite, non-zero width
+    _, _, result = capacity
+    row = next(r for r in result["capacity"] if r["twojmax"] == 2)
+    for s in row["backends"].values():
+        assert math.isfinite(s["energy"]["mean_width"]) and s["energy"]["mean_width"] > 0
+
+
+def test_tungsten_dft_skips_without_data(tmp_path, capsys):
+    mod = _load("tungsten_dft")
+    assert mod.main(["--data", str(tmp_path / "absent.extxyz.gz"), "--out", str(tmp_path)]) is None
+    assert "skipping" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "tungsten_wood2017.extxyz.gz").exists(), reason="shared DFT data absent")
+def test_tungsten_dft_quick(tmp_path):
+    mod = _load("tungsten_dft")
+    result = mod.main(["--quick", "--data", str(SHARED_DATA / "tungsten_wood2017.extxyz.gz"), "--max-train", "6",
+                       "--max-heldout", "4", "--out", str(tmp_path)])
+    assert result is not None
+    md = tmp_path / "tungsten_dft_2j6_seed0_quick.md"
+    assert md.exists() and "Configuration level" in md.read_text() and "Property level" in md.read_text()
+    fr = result["frames"]
+    assert fr["n_after_dedup"] < fr["n_read"]
+    assert fr["n_after_bad_frame"] == fr["n_after_dedup"] - 1
+    assert not any(g.startswith("BCC_ForceLib_") for g in fr["train_groups"])
+    assert set(fr["heldout_groups"]) == set(mod.HELDOUT_GROUPS)
+    assert set(result["heldout"]) == {"POPS", "BayesianRidge ±2σ", "MCMC natural-T ±2σ", "Bootstrap"}
+    for h in result["heldout"].values():
+        assert "error" not in h, h
+    names = {r["property"] for r in result["properties"]["records"]}
+    assert names == set(mod.PROPERTY_MAP)
+    # point estimate of a real-DFT fit: tens of meV/atom at most on held-out defects
+    assert result["lsq_rmse"]["heldout_energy"] < 0.1
