@@ -219,6 +219,7 @@ def test_tiny_end_to_end_study(tmp_path):
     study = CoverageStudy(
         train, PairBasis(r_cut=5.0, n_basis=8),
         [BackendSpec("POPS", POPS(n_members=50, random_state=0)),
+         BackendSpec("POPS box", POPS(n_members=50, random_state=0), bounds="box"),
          BackendSpec("BR", BayesianRidge(n_members=20, random_state=0), bounds="gaussian")],
         tungsten_suite(["E_coh", "a0"], quick=True), teacher_reference(),
         propagation="implicit", store=tmp_path / "store", validation=valid, progress=False, resample_members=5,
@@ -230,7 +231,18 @@ def test_tiny_end_to_end_study(tmp_path):
     assert all(r["n_members"] == 5 for r in res.records if r["property"] == "a0")
     e_coh = next(r for r in res.records if r["property"] == "E_coh")
     assert e_coh["reference"] == pytest.approx(11.0283, abs=2e-3)  # the teacher's value
-    assert set(res.heldout) == {"POPS", "BR"} and res.heldout["POPS"]["bounds"] == "exact"
+    # box bounds: the member range widened by the implicit predictions at the two box corners
+    # that extremise the first-order term (the corners lie farther out than any sampled member)
+    boxed = next(r for r in res.records if r["backend"] == "POPS box" and r["property"] == "E_coh")
+    stored = [json.loads(p.read_text()) for p in (tmp_path / "store" / "results").glob("*.json")]
+    ensemble = next(r for r in stored if r["backend"] == "POPS box" and r["property"] == "E_coh")["ensemble"]
+    corners = ensemble["diagnostics"]["box"]["implicit_at_corners"]
+    members = np.asarray(ensemble["members"], dtype=float)
+    assert boxed["lower"] == pytest.approx(min(members.min(), *corners), rel=1e-12)
+    assert boxed["upper"] == pytest.approx(max(members.max(), *corners), rel=1e-12)
+    assert boxed["lower"] <= e_coh["lower"] and boxed["upper"] >= e_coh["upper"]
+    assert boxed["upper"] - boxed["lower"] > e_coh["upper"] - e_coh["lower"]
+    assert set(res.heldout) == {"POPS", "POPS box", "BR"} and res.heldout["POPS"]["bounds"] == "exact"
     assert res.heldout["POPS"]["group×kind"]["rattled|force"]["n"] == 2 * 54 * 3
     paths = res.write(tmp_path / "out")
     names = {p.name for p in paths}

@@ -69,7 +69,8 @@ class CoverageResults:
             s = self.summary(name)
             h = self.heldout.get(name, {}).get("kind", {})
             he, hf = h.get("energy", {}), h.get("force", {})
-            b = f"mean ± {info['z']:g}σ" if info["bounds"] == "gaussian" else "member min/max"
+            b = {"gaussian": f"mean ± {info['z']:g}σ", "box": "box corners ∪ member min/max"}.get(
+                info["bounds"], "member min/max")
             lines.append(
                 f"| {name} | {info['chosen']} | {b} | {_f(s.get('coverage'), '.2f')} ({s['n']}) "
                 f"| {_f(s.get('mean_abs_error_over_width'), '.3f')} | {_f(s.get('median_half_width_over_abs_error'), '.2f')} "

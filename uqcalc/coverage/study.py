@@ -40,9 +40,12 @@ class BackendSpec:
         Label in tables and file names.
     backend : Backend
         Unfitted estimator (``fit(design) -> ParameterEnsemble``).
-    bounds : {"sampled", "gaussian"}
-        Property interval: min/max of the propagated members, or value ± z·std of them
-        (configuration level: the box-exact bounds for a POPS box, else the same choice).
+    bounds : {"sampled", "box", "gaussian"}
+        Property interval: min/max of the propagated members; ``"box"``: the same widened by
+        the predictions at the two box corners that extremise the property's first-order term
+        (exact for that term: a linear function over a box peaks at a corner; implicit/linear
+        propagation of a box ensemble only, else as ``"sampled"``); or value ± z·std of the
+        members (configuration level: the box-exact bounds for a POPS box, else the same choice).
     z : float
         Gaussian multiplier.
     chosen : str
@@ -276,11 +279,14 @@ class CoverageStudy:
                     "flags": [], "n_failed": 0}
         else:
             std = pe.std
+            box = pe.diagnostics.get("box", {})
             if spec.bounds == "gaussian":
                 lo, hi = pe.value - spec.z * std, pe.value + spec.z * std
             else:
                 lo, hi = pe.lower, pe.upper
-            box = pe.diagnostics.get("box", {})
+                corners = box.get("implicit_at_corners") or box.get("linear_at_corners")
+                if spec.bounds == "box" and corners and np.ndim(lo) == 0:
+                    lo, hi = min(lo, *corners), max(hi, *corners)
             rec |= {"method": pe.method, "value": pe.value, "std": std, "lower": lo, "upper": hi,
                     "n_members": int(pe.n_members), "n_failed": len(pe.failed), "flags": list(pe.flags),
                     "box_linear_lower": box.get("linear_lower"), "box_linear_upper": box.get("linear_upper"),

@@ -25,7 +25,7 @@ def teacher_backends(seed: int = 0) -> list[BackendSpec]:
     from ..backends import MCMC, POPS, BayesianRidge, Bootstrap
 
     return [
-        BackendSpec("POPS", POPS(random_state=seed), bounds="sampled",
+        BackendSpec("POPS", POPS(random_state=seed), bounds="box",
                     chosen="default, selected on held-out configurations (comparisons/pops_row_selection.py)"),
         BackendSpec("BayesianRidge ±2σ", BayesianRidge(random_state=seed), bounds="gaussian", z=2.0,
                     chosen="fixed in advance (evidence maximisation; parameter posterior, no noise term)"),
