@@ -61,3 +61,19 @@ def fitted_model(n_members: int = 8):
     return descriptor, BayesianRidge(n_members=n_members, random_state=0).fit(design)
 
 
+
+
+def recombine(prop, calc, translate=None) -> float:
+    """Oracle for ``states()``: relax every state by hand (optionally rigidly translated and
+    wrapped) and combine the quantities, independently of ``prop.evaluate``."""
+    from uqcalc.properties.base import relax
+
+    quantities = []
+    for state in prop.states():
+        atoms = state.atoms.copy()
+        if translate is not None:
+            atoms.translate(translate)
+            atoms.wrap()
+        relaxed = relax(atoms, calc, state.relax, prop.fmax, prop.steps)
+        quantities.append(prop.quantity(state, relaxed))
+    return prop.combine(quantities)

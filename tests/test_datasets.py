@@ -25,7 +25,14 @@ from ase.units import bar
 
 from uqcalc import data
 from uqcalc.datasets import tungsten
-from uqcalc.datasets.fetch import REGISTRY, ChecksumError, Source, cache_path, content_hash, fetch
+from uqcalc.datasets.fetch import (
+    REGISTRY,
+    ChecksumError,
+    Source,
+    cache_path,
+    content_hash,
+    fetch,
+)
 from uqcalc.datasets.lammps_calculator import LammpsPotential
 
 SHARED = Path(__file__).parents[2] / "shared" / "data"

@@ -18,7 +18,6 @@ from ase.calculators.fd import calculate_numerical_stress
 
 from uqcalc.descriptors import PairBasis, from_spec
 
-
 A_W = 3.165
 
 

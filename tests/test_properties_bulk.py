@@ -26,9 +26,13 @@ from uqcalc.properties import (
     run_suite,
     tungsten_suite,
 )
-from uqcalc.properties.bulk import bcc_cell, cubic_elastic_constants, relaxed_lattice_constant, shear_moduli
+from uqcalc.properties.bulk import (
+    bcc_cell,
+    cubic_elastic_constants,
+    relaxed_lattice_constant,
+    shear_moduli,
+)
 from uqcalc.properties.phases import PHASES, _check_shape, phase_cell
-
 
 
 def constant_only(beta0: float = -7.5) -> LinearPotential:

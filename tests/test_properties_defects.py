@@ -31,7 +31,7 @@ from uqcalc.properties.defects import (
 )
 from uqcalc.properties.migration import VacancyMigrationEnergy
 
-from .models import fitted_model
+from .models import fitted_model, recombine
 
 pytestmark = pytest.mark.filterwarnings("ignore:logm result may be inaccurate")
 
@@ -49,19 +49,6 @@ def dimer_energy(calc, r: float) -> float:
     atoms = Atoms("W2", positions=[[0, 0, 0], [r, 0, 0]], cell=[20, 20, 20], pbc=False)
     atoms.calc = calc
     return atoms.get_potential_energy()
-
-
-def recombine(prop, calc, translate=None) -> float:
-    """Relax every state by hand (optionally rigidly translated and wrapped) and combine."""
-    quantities = []
-    for state in prop.states():
-        atoms = state.atoms.copy()
-        if translate is not None:
-            atoms.translate(translate)
-            atoms.wrap()
-        relaxed = relax(atoms, calc, state.relax, prop.fmax, prop.steps)
-        quantities.append(prop.quantity(state, relaxed))
-    return prop.combine(quantities)
 
 
 SHIFT = np.array([0.731, -1.412, 2.05])  # an arbitrary, non-lattice translation (Å)

@@ -27,6 +27,7 @@ from uqcalc.properties.faults import (
     fault_slab,
 )
 
+from .models import recombine
 
 
 @pytest.fixture(scope="module")
@@ -60,17 +61,6 @@ def bond_counting_gamma(calc, plane: str, shift: float) -> float:
                 bond = p * a3 + m1 * a1 + m2 * a2
                 total += p * (phi(calc, np.linalg.norm(bond + shift * a1)) - phi(calc, np.linalg.norm(bond)))
     return EV_PER_A2_IN_J_PER_M2 * total / np.linalg.norm(np.cross(a1, a2))
-
-
-def recombine(prop, calc, translate=None) -> float:
-    quantities = []
-    for state in prop.states():
-        atoms = state.atoms.copy()
-        if translate is not None:
-            atoms.translate(translate)
-            atoms.wrap()
-        quantities.append(relax(atoms, calc, state.relax, prop.fmax, prop.steps).get_potential_energy())
-    return prop.combine(quantities)
 
 
 # -- geometry ------------------------------------------------------------------------------

@@ -11,10 +11,19 @@ from uqcalc import LinearPotential
 from uqcalc.descriptors import PairBasis
 from uqcalc.properties import GriffithToughness, SurfaceEnergy, relax
 from uqcalc.properties.base import TUNGSTEN_A0
-from uqcalc.properties.bulk import bcc_cell, cubic_elastic_constants, relaxed_lattice_constant
+from uqcalc.properties.bulk import (
+    bcc_cell,
+    cubic_elastic_constants,
+    relaxed_lattice_constant,
+)
 from uqcalc.properties.fracture import griffith_k1c
-from uqcalc.properties.surfaces import EV_PER_A2, QUICK_LAYERS, _planes, oriented_bulk, slab
-
+from uqcalc.properties.surfaces import (
+    EV_PER_A2,
+    QUICK_LAYERS,
+    _planes,
+    oriented_bulk,
+    slab,
+)
 
 ORIENTATIONS = list(QUICK_LAYERS)
 
