@@ -55,7 +55,13 @@ class CoverageResults:
         """Property-level coverage summary of one backend (:func:`~uqcalc.coverage.metrics.summarize`)."""
         rs = [r for r in self.of(backend) if np.isfinite(as_float(r["reference"]))]
         cols = [np.array([as_float(r[k]) for r in rs]) for k in ("value", "lower", "upper", "reference", "std")]
-        return summarize(*cols[:4], std=cols[4])
+        s = summarize(*cols[:4], std=cols[4])
+        if self.backends.get(backend, {}).get("bounds") != "gaussian":
+            # a box or a member range claims no nominal probability: a Gaussian calibration
+            # curve of its std would score a claim the backend does not make
+            s.pop("calibration", None)
+            s.pop("miscalibration_area", None)
+        return s
 
     # -- text ------------------------------------------------------------------------------
 

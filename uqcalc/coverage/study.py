@@ -42,10 +42,12 @@ class BackendSpec:
         Unfitted estimator (``fit(design) -> ParameterEnsemble``).
     bounds : {"sampled", "box", "gaussian"}
         Property interval: min/max of the propagated members; ``"box"``: the same widened by
-        the predictions at the two box corners that extremise the property's first-order term
-        (exact for that term: a linear function over a box peaks at a corner; implicit/linear
-        propagation of a box ensemble only, else as ``"sampled"``); or value ± z·std of the
-        members (configuration level: the box-exact bounds for a POPS box, else the same choice).
+        the property at the two box corners that extremise its first-order term (a linear
+        function over a box peaks at a corner; the term is exact from implicit/linear
+        propagation, by central differences along the box axes otherwise), evaluated exactly
+        there with every state re-relaxed (the expansion's prediction if that fails); box
+        ensembles only, else as ``"sampled"``; ``"gaussian"``: value ± z·std of the members.
+        Configuration level: the box-exact bounds for a POPS box, else the same choice.
     z : float
         Gaussian multiplier.
     chosen : str
@@ -65,6 +67,23 @@ class BackendSpec:
 
     def key(self) -> str:
         return _digest({"class": type(self.backend).__name__, "params": self.settings(), "bounds": self.bounds, "z": self.z})
+
+
+# bump when what a stored (backend, property) result means changes, so old checkpoints are recomputed
+_RESULT_VERSION = 2
+
+
+def _box_interval(lower: float, upper: float, box: dict) -> tuple[float, float]:
+    """Member range widened by the property at the two first-order box corners.
+
+    At each corner the exact value (states re-relaxed there) is used where it was computed,
+    else the expansion's prediction: the expansion is least reliable that far from θ̄.
+    """
+    predicted = box.get("implicit_at_corners") or box.get("linear_at_corners") or [None, None]
+    exact = box.get("exact_at_corners") or [None, None]
+    at_corners = [e if e is not None else p for e, p in zip(exact, predicted)]
+    at_corners = [float(v) for v in at_corners if v is not None and np.isfinite(v)]
+    return min([lower, *at_corners]), max([upper, *at_corners])
 
 
 def _digest(obj) -> str:
@@ -251,7 +270,8 @@ class CoverageStudy:
                     # flags are recorded in the result; the warnings would drown the log
                     warnings.simplefilter("ignore")
                     return propagate(prop, (self.descriptor, use), method=m, executor=self.executor,
-                                     progress=False, **self.propagate_kwargs), notes
+                                     progress=False, exact_corners=spec.bounds == "box",
+                                     **self.propagate_kwargs), notes
             except Exception as err:  # noqa: BLE001 -- any failure falls back, and is recorded
                 notes.append(f"{m} failed: {type(err).__name__}: {str(err)[:200]}")
                 if i == len(tries) - 1:
@@ -260,7 +280,7 @@ class CoverageStudy:
 
     def _result(self, spec: BackendSpec, prop, reference: dict) -> dict:
         ens_key = self._ensemble_key(spec)
-        key = _digest({"ensemble": ens_key, "prop": self._key_of(prop), "method": self._method(prop),
+        key = _digest({"version": _RESULT_VERSION, "ensemble": ens_key, "prop": self._key_of(prop), "method": self._method(prop),
                        "fallback": self.fallback, "resample_members": self.resample_members,
                        "kwargs": self.propagate_kwargs})
         path = None if self.store is None else self.store / "results" / f"{_safe(spec.name)}__{_safe(prop.name)}.json"
@@ -284,9 +304,8 @@ class CoverageStudy:
                 lo, hi = pe.value - spec.z * std, pe.value + spec.z * std
             else:
                 lo, hi = pe.lower, pe.upper
-                corners = box.get("implicit_at_corners") or box.get("linear_at_corners")
-                if spec.bounds == "box" and corners and np.ndim(lo) == 0:
-                    lo, hi = min(lo, *corners), max(hi, *corners)
+                if spec.bounds == "box" and np.ndim(lo) == 0:
+                    lo, hi = _box_interval(lo, hi, box)
             rec |= {"method": pe.method, "value": pe.value, "std": std, "lower": lo, "upper": hi,
                     "n_members": int(pe.n_members), "n_failed": len(pe.failed), "flags": list(pe.flags),
                     "box_linear_lower": box.get("linear_lower"), "box_linear_upper": box.get("linear_upper"),

@@ -9,6 +9,7 @@ from concurrent.futures import Executor
 
 import numpy as np
 
+from .corners import corner_coordinates, evaluate_corners, finite_difference_slope
 from .implicit import StateExpansion
 from .resample import evaluate_members, executor_workers
 from .result import PropagationError, PropertyEnsemble
@@ -59,6 +60,8 @@ def propagate(
     singular_atol: float = 1e-5,
     solver_rtol: float = 1e-8,
     refine: bool = False,
+    exact_corners: bool = False,
+    corner_step: float = 0.1,
 ) -> PropertyEnsemble:
     """Propagate a parameter ensemble to a property.
 
@@ -115,6 +118,14 @@ def propagate(
         structure (one descriptor call each, :meth:`StateExpansion.refine`): energy error
         O(|δ|⁵) instead of O(|δ|³), volumes O(|δ|⁴) instead of O(|δ|²). For ensembles whose
         extreme members leave the second-order range at a cost of M calls per state.
+    exact_corners : bool, default False
+        Box ensembles (POPS), scalar properties: also evaluate the property exactly
+        (``prop.evaluate``, every state re-relaxed) at the two box corners that extremise its
+        first-order term (:mod:`.corners`). The term comes from the expansions for
+        ``implicit``/``linear`` (2 extra evaluations) and from central differences along the R
+        box axes for ``resample`` (2R + 3). Stored in ``diagnostics["box"]``.
+    corner_step : float, default 0.1
+        Finite-difference step of that slope, as a fraction of the box half-width per axis.
 
     Returns
     -------
@@ -190,6 +201,8 @@ def propagate(
                           refine)
             if verify_extremes:
                 _verify(out, prop, descriptor, ensemble, executor, verify_rtol, verify_atol)
+    if exact_corners and ensemble.has_box and np.ndim(out.value) == 0:
+        _exact_corners(out, prop, descriptor, ensemble, executor, corner_step, progress)
     out.diagnostics["time_total"] = time.perf_counter() - start
     return out
 
@@ -377,8 +390,7 @@ def _box_corners(expansions, combine, ensemble, order) -> dict:
 
     base = value(theta[None, :], 1)[0]
     slope = value(theta[None, :] + axes.T, 1) - base  # (R,) first-order change per unit box coordinate
-    z_hi = np.where(slope > 0, ensemble.upper, ensemble.lower)
-    z_lo = np.where(slope > 0, ensemble.lower, ensemble.upper)
+    z_lo, z_hi = corner_coordinates(slope, ensemble.lower, ensemble.upper)
     corners = theta[None, :] + np.stack([z_lo, z_hi]) @ axes.T
     full = value(corners, order)
     dist = np.linalg.norm(corners - theta, axis=1)
@@ -389,7 +401,31 @@ def _box_corners(expansions, combine, ensemble, order) -> dict:
         f"{'implicit' if order == 2 else 'linear'}_at_corners": [float(v) for v in full],
         "corner_distance": [float(d) for d in dist],
         "max_member_distance": member_dist,
+        "slope": [float(g) for g in slope],
     }
+
+
+def _exact_corners(out: PropertyEnsemble, prop, descriptor, ensemble, executor, step, progress) -> None:
+    """``diagnostics["box"]`` gains the property evaluated exactly at the two first-order corners."""
+    t0 = time.perf_counter()
+    box = out.diagnostics.setdefault("box", {})
+    if "slope" in box:
+        slope = np.asarray(box["slope"])
+    else:
+        slope, info = finite_difference_slope(prop, descriptor, ensemble, executor, step, progress)
+        base = float(out.value)
+        z_lo, z_hi = corner_coordinates(slope, ensemble.lower, ensemble.upper)
+        box |= {"slope": [float(g) for g in slope], "slope_method": "central differences",
+                "slope_info": info, "linear_lower": base + float(slope @ z_lo), "linear_upper": base + float(slope @ z_hi),
+                "max_member_distance": float(np.linalg.norm(ensemble.members - ensemble.theta, axis=1).max())}
+        if info["failed_axes"]:
+            out.flag(f"box slope: both finite-difference evaluations failed on axes {info['failed_axes']}; "
+                     "their slope is taken as 0")
+    box |= evaluate_corners(prop, descriptor, ensemble, slope, executor, progress=False)
+    for where, err in zip(("minimising", "maximising"), box["corner_errors"]):
+        if err is not None:
+            out.flag(f"the {where} box corner could not be evaluated ({err})")
+    box["time_exact_corners"] = time.perf_counter() - t0
 
 
 def _verify(out: PropertyEnsemble, prop, descriptor, ensemble, executor, rtol, atol) -> None:
