@@ -117,7 +117,7 @@ def backends(seed: int, quick: bool) -> list:
 
     mcmc_kw = {"n_steps": 600, "burn_in": 200, "n_members": 50} if quick else {}
     return [
-        BackendSpec("POPS", POPS(random_state=seed, n_members=200 if quick else 1000), bounds="sampled",
+        BackendSpec("POPS", POPS(random_state=seed, n_members=200 if quick else 1000), bounds="box",
                     chosen="default (comparisons/pops_row_selection.py)"),
         BackendSpec("BayesianRidge ±2σ", BayesianRidge(random_state=seed), bounds="gaussian", z=2.0,
                     chosen="fixed in advance (no noise term)"),

@@ -117,8 +117,10 @@ def heldout_coverage(ensemble, design, bounds: str | None = None, z: float = 2.0
     design : DesignMatrix
         Rows of frames not used in training (energies per atom, forces, stresses; reference
         part subtracted, unweighted: ``X θ`` is compared with ``y`` directly).
-    bounds : {"exact", "sampled", "gaussian"}, optional
-        Passed to :meth:`ParameterEnsemble.predict` (default: exact with a box, else sampled).
+    bounds : {"exact", "sampled", "gaussian", "box"}, optional
+        Passed to :meth:`ParameterEnsemble.predict` (default: exact with a box, else sampled);
+        ``"box"`` (a :class:`~uqcalc.coverage.BackendSpec` setting) is the exact box bounds, a
+        linear output's extremes over the box corners, or sampled without a box.
     z : float
         Gaussian multiplier.
 
@@ -129,6 +131,8 @@ def heldout_coverage(ensemble, design, bounds: str | None = None, z: float = 2.0
         plus ``bounds``, ``n_members`` and, for the parity plot, the energy rows
         (``energy``: reference, point, lower, upper, group).
     """
+    if bounds == "box":
+        bounds = "exact" if ensemble.has_box else "sampled"
     pred = ensemble.predict(design.X, bounds=bounds, z=z, return_members=False)
     summary = grouped_summary(pred.mean, pred.lower, pred.upper, design.y, pred.std,
                               group=design.group, kind=design.kind)
