@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,7 +89,7 @@ def test_grouped_summary_by_group_and_kind():
 
 # -- checkpoint / resume ----------------------------------------------------------------------
 
-CALLS = {"n": 0, "interrupt_on": None}
+CALLS = {"n": 0, "interrupt_on": None, "kill_on": None}
 
 
 @dataclasses.dataclass
@@ -99,6 +104,8 @@ class CountingEnergy:
         CALLS["n"] += 1
         if CALLS["interrupt_on"] == (self.name, CALLS["n"]):
             raise KeyboardInterrupt
+        if CALLS["kill_on"] == (self.name, CALLS["n"]):
+            os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no finally: a killed job
         atoms = bulk("W", "bcc", a=self.a, cubic=True)
         atoms.calc = calc
         return atoms.get_potential_energy() / len(atoms)
@@ -176,6 +183,33 @@ def test_interrupted_study_resumes_without_recomputing(tmp_path):
     again = _study(store, descriptor, design).run()
     assert CALLS["n"] == 0 and CountingBackend.fits == 0
     assert again.meta["counts"] == {"fits": 0, "references": 0, "propagations": 0}
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_killed_study_resumes_without_recomputing(tmp_path):
+    """SIGKILL a study process midway (as a batch scheduler would); the rerun recomputes nothing stored."""
+    per_pair, n_refs = 5, 3
+    store = tmp_path / "store"
+    root = Path(__file__).resolve().parents[1]
+    code = (f"import sys; sys.path.insert(0, {str(root)!r})\n"
+            "from tests.test_coverage import CALLS, _study\n"
+            "from tests.models import fitted_design\n"
+            "descriptor, design = fitted_design()\n"
+            f"CALLS.update(n=0, kill_on=('C', {n_refs + 2 * per_pair + 2}))\n"
+            f"_study({str(store)!r}, descriptor, design).run()\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    stored = {p.name: p.read_bytes() for p in (store / "results").glob("*.json")}
+    assert sorted(stored) == ["BR__A.json", "BR__B.json"]
+
+    descriptor, design = fitted_design()
+    CALLS.update(n=0, interrupt_on=None, kill_on=None)
+    CountingBackend.fits = 0
+    resumed = _study(store, descriptor, design).run()
+    assert CALLS["n"] == 4 * per_pair and CountingBackend.fits == 1
+    assert resumed.meta["counts"] == {"fits": 1, "references": 0, "propagations": 4}
+    for name, data in stored.items():
+        assert (store / "results" / name).read_bytes() == data
 
 
 def test_changed_property_setting_is_recomputed(tmp_path):
