@@ -290,7 +290,7 @@ def test_tiny_end_to_end_study(tmp_path):
     paths = res.write(tmp_path / "out")
     names = {p.name for p in paths}
     assert {"coverage.md", "coverage.csv", "coverage.json", "coverage_properties.png",
-            "coverage_heldout_parity.svg"} <= names
+            "coverage_heldout_parity.svg", "coverage_calibration.png"} <= names
     back = CoverageResults.from_json(tmp_path / "out" / "coverage.json")
     assert back.summary("BR")["n"] == 2
     assert "| POPS |" in res.to_markdown()

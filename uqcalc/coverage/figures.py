@@ -1,4 +1,4 @@
-"""Figures of a coverage study (matplotlib, Agg): property error bars and held-out parity."""
+"""Figures of a coverage study (matplotlib, Agg): property error bars, held-out parity, calibration."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 
 from ._io import as_float
 
-__all__ = ["plot_heldout_parity", "plot_property_errors"]
+__all__ = ["plot_calibration", "plot_heldout_parity", "plot_property_errors"]
 
 
 def _pyplot():
@@ -92,6 +92,40 @@ def plot_heldout_parity(results, stem) -> list[Path]:
         ax.set_title(f"{b} ({results.heldout[b].get('bounds')})\nenergy coverage {cov:.2f}", fontsize=8)
         ax.set_xlabel("reference E/atom − ref. part (eV)", fontsize=7)
         ax.set_ylabel("prediction (eV)", fontsize=7)
+        ax.tick_params(labelsize=7)
+    axes[0][0].legend(fontsize=6)
+    fig.tight_layout()
+    paths = _save(fig, Path(stem))
+    plt.close(fig)
+    return paths
+
+
+def plot_calibration(results, stem) -> list[Path] | None:
+    """Calibration curves of the Gaussian backends: empirical vs nominal coverage of value ± zσ.
+
+    Panels: the scored properties, held-out energies, held-out forces. A calibrated backend
+    follows the diagonal; below it, its σ is too small. Backends that report a box or a member
+    range claim no nominal probability and are left out. None when there is no Gaussian backend.
+    """
+    names = [b for b, info in results.backends.items() if info.get("bounds") == "gaussian"]
+    if not names:
+        return None
+    plt = _pyplot()
+    panels = [("properties", lambda b: results.summary(b).get("calibration"))]
+    for kind, label in (("energy", "held-out energies"), ("force", "held-out forces")):
+        panels.append((label, lambda b, k=kind: results.heldout.get(b, {}).get("kind", {}).get(k, {}).get("calibration")))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.3), squeeze=False)
+    for ax, (label, curve_of) in zip(axes[0], panels):
+        ax.plot([0, 1], [0, 1], "k-", lw=0.7)
+        for b in names:
+            curve = curve_of(b)
+            if curve:
+                ax.plot(curve["levels"], curve["coverage"], "o-", ms=3, lw=1.2, label=b)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.set_title(label, fontsize=8)
+        ax.set_xlabel("nominal probability of value ± zσ", fontsize=7)
+        ax.set_ylabel("fraction of references inside", fontsize=7)
         ax.tick_params(labelsize=7)
     axes[0][0].legend(fontsize=6)
     fig.tight_layout()

@@ -166,9 +166,10 @@ class CoverageResults:
         self.to_csv(paths[1])
         self.to_json(paths[2])
         if figures:
-            from .figures import plot_heldout_parity, plot_property_errors
+            from .figures import plot_calibration, plot_heldout_parity, plot_property_errors
 
             paths += plot_property_errors(self, out / f"{stem}_properties")
             if self.heldout:
                 paths += plot_heldout_parity(self, out / f"{stem}_heldout_parity")
+            paths += plot_calibration(self, out / f"{stem}_calibration") or []
         return paths
