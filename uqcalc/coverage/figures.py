@@ -22,9 +22,19 @@ def _pyplot():
 
 def _save(fig, stem: Path) -> list[Path]:
     paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    fig.tight_layout()
     fig.savefig(paths[0], dpi=130, bbox_inches="tight")
     fig.savefig(paths[1], bbox_inches="tight")
+    _pyplot().close(fig)
     return paths
+
+
+def _label(ax, title: str, xlabel: str, ylabel: str | None = None) -> None:
+    ax.set_title(title, fontsize=8)
+    ax.set_xlabel(xlabel, fontsize=7)
+    if ylabel:
+        ax.set_ylabel(ylabel, fontsize=7)
+    ax.tick_params(labelsize=7)
 
 
 def plot_property_errors(results, stem) -> list[Path]:
@@ -58,17 +68,12 @@ def plot_property_errors(results, stem) -> list[Path]:
         ax.axvline(0.0, color="k", lw=0.8)
         ax.set_xscale("symlog", linthresh=1.0)
         s = results.summary(b)
-        ax.set_title(f"{b}\ncov {s.get('coverage', np.nan):.2f}, |err|/(U−L) {s.get('mean_abs_error_over_width', np.nan):.2f}",
-                     fontsize=8)
-        ax.set_xlabel("(value − reference)/|reference|  (%)", fontsize=7)
-        ax.tick_params(labelsize=7)
+        _label(ax, f"{b}\ncov {s.get('coverage', np.nan):.2f}, |err|/(U−L) {s.get('mean_abs_error_over_width', np.nan):.2f}",
+               "(value − reference)/|reference|  (%)")
         ax.grid(axis="x", alpha=0.3)
     axes[0][0].set_yticks(y)
     axes[0][0].set_yticklabels(props, fontsize=6.5)
-    fig.tight_layout()
-    paths = _save(fig, Path(stem))
-    plt.close(fig)
-    return paths
+    return _save(fig, Path(stem))
 
 
 def plot_heldout_parity(results, stem) -> list[Path]:
@@ -89,15 +94,10 @@ def plot_heldout_parity(results, stem) -> list[Path]:
         span = [np.nanmin(np.r_[ref, lo]), np.nanmax(np.r_[ref, hi])]
         ax.plot(span, span, "k-", lw=0.7)
         cov = results.heldout[b].get("kind", {}).get("energy", {}).get("coverage", np.nan)
-        ax.set_title(f"{b} ({results.heldout[b].get('bounds')})\nenergy coverage {cov:.2f}", fontsize=8)
-        ax.set_xlabel("reference E/atom − ref. part (eV)", fontsize=7)
-        ax.set_ylabel("prediction (eV)", fontsize=7)
-        ax.tick_params(labelsize=7)
+        _label(ax, f"{b} ({results.heldout[b].get('bounds')})\nenergy coverage {cov:.2f}",
+               "reference E/atom − ref. part (eV)", "prediction (eV)")
     axes[0][0].legend(fontsize=6)
-    fig.tight_layout()
-    paths = _save(fig, Path(stem))
-    plt.close(fig)
-    return paths
+    return _save(fig, Path(stem))
 
 
 def plot_calibration(results, stem) -> list[Path] | None:
@@ -123,12 +123,6 @@ def plot_calibration(results, stem) -> list[Path] | None:
                 ax.plot(curve["levels"], curve["coverage"], "o-", ms=3, lw=1.2, label=b)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
-        ax.set_title(label, fontsize=8)
-        ax.set_xlabel("nominal probability of value ± zσ", fontsize=7)
-        ax.set_ylabel("fraction of references inside", fontsize=7)
-        ax.tick_params(labelsize=7)
+        _label(ax, label, "nominal probability of value ± zσ", "fraction of references inside")
     axes[0][0].legend(fontsize=6)
-    fig.tight_layout()
-    paths = _save(fig, Path(stem))
-    plt.close(fig)
-    return paths
+    return _save(fig, Path(stem))
