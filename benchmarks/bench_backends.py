@@ -295,7 +295,7 @@ def main(argv=None) -> int:
     for name in names:
         if name == "popsregression":
             try:
-                import popsregression  # noqa: F401
+                import popsregression
             except ImportError:
                 print("  popsregression: not installed, skipped")
                 continue

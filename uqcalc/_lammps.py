@@ -25,7 +25,7 @@ from ase import Atoms
 from ase.calculators.lammps.coordinatetransform import Prism
 from ase.data import atomic_masses, atomic_numbers
 
-__all__ = ["lammps_module", "new_lammps", "load_structure", "LammpsFrame", "potentials_dir"]
+__all__ = ["LammpsFrame", "lammps_module", "load_structure", "new_lammps", "potentials_dir"]
 
 
 def _mpi_candidates() -> list[Path]:

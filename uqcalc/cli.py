@@ -12,7 +12,7 @@ import contextlib
 import multiprocessing
 import os
 import sys
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 __all__ = ["main", "make_executor"]

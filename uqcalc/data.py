@@ -24,19 +24,19 @@ from ase.units import bar
 __all__ = [
     "ENERGY",
     "FORCES",
-    "STRESS",
     "GROUP",
+    "STRESS",
     "DataError",
-    "read",
-    "write",
-    "read_fitsnap",
-    "validate",
-    "split_by_group",
-    "random_split",
+    "deduplicate",
     "frame_digest",
     "frames_digest",
-    "deduplicate",
     "group_of",
+    "random_split",
+    "read",
+    "read_fitsnap",
+    "split_by_group",
+    "validate",
+    "write",
 ]
 
 ENERGY, FORCES, STRESS, GROUP = "REF_energy", "REF_forces", "REF_stress", "group"

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from .data import ENERGY, FORCES, STRESS, frames_digest, group_of, validate
 from .descriptors import Descriptor, from_spec
 
-__all__ = ["DesignMatrix", "DEFAULT_WEIGHTS", "KINDS"]
+__all__ = ["DEFAULT_WEIGHTS", "KINDS", "DesignMatrix"]
 
 KINDS = ("energy", "force", "stress")
 DEFAULT_WEIGHTS = {"energy": 1.0, "force": 1.0, "stress": 1.0}

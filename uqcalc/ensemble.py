@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import qmc
 
-__all__ = ["ParameterEnsemble", "Prediction", "SCHEMA_VERSION"]
+__all__ = ["SCHEMA_VERSION", "ParameterEnsemble", "Prediction"]
 
 SCHEMA_VERSION = 1
 _FORMAT = "uqcalc.ParameterEnsemble"

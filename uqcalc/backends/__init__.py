@@ -11,4 +11,4 @@ from .bootstrap import Bootstrap
 from .mcmc import MCMC
 from .pops import POPS
 
-__all__ = ["Backend", "BayesianRidge", "Bootstrap", "MCMC", "POPS", "evidence_ridge"]
+__all__ = ["MCMC", "POPS", "Backend", "BayesianRidge", "Bootstrap", "evidence_ridge"]

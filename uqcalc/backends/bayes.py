@@ -23,7 +23,7 @@ from scipy.linalg import eigh
 from ..ensemble import ParameterEnsemble
 from .base import Backend
 
-__all__ = ["BayesianRidge", "EvidenceResult", "evidence_ridge", "log_evidence", "gram_eigh", "n_effective_rows"]
+__all__ = ["BayesianRidge", "EvidenceResult", "evidence_ridge", "gram_eigh", "log_evidence", "n_effective_rows"]
 
 
 class EvidenceResult(NamedTuple):

@@ -166,7 +166,11 @@ class CoverageResults:
         self.to_csv(paths[1])
         self.to_json(paths[2])
         if figures:
-            from .figures import plot_calibration, plot_heldout_parity, plot_property_errors
+            from .figures import (
+                plot_calibration,
+                plot_heldout_parity,
+                plot_property_errors,
+            )
 
             paths += plot_property_errors(self, out / f"{stem}_properties")
             if self.heldout:

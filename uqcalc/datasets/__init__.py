@@ -9,4 +9,4 @@ from . import tungsten
 from .fetch import REGISTRY, ChecksumError, Source, content_hash, fetch, register
 from .lammps_calculator import LammpsPotential
 
-__all__ = ["fetch", "register", "REGISTRY", "Source", "ChecksumError", "content_hash", "LammpsPotential", "tungsten"]
+__all__ = ["REGISTRY", "ChecksumError", "LammpsPotential", "Source", "content_hash", "fetch", "register", "tungsten"]

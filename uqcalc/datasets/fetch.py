@@ -31,14 +31,14 @@ from ase import Atoms
 from .. import data
 
 __all__ = [
+    "REGISTRY",
     "ChecksumError",
     "Source",
-    "REGISTRY",
-    "register",
-    "fetch",
-    "content_hash",
-    "cache_root",
     "cache_path",
+    "cache_root",
+    "content_hash",
+    "fetch",
+    "register",
 ]
 
 FITSNAP_COMMIT = "1a9b0507fa2ba292a6497ec363707944c1cb89cd"

@@ -13,7 +13,11 @@ from collections.abc import Sequence
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
+from ase.calculators.calculator import (
+    Calculator,
+    PropertyNotImplementedError,
+    all_changes,
+)
 from ase.units import bar
 
 from .._lammps import atom_order, load_structure, new_lammps

@@ -6,7 +6,7 @@ from .base import Descriptor, Rows
 from .pair import PairBasis
 from .snap import SNAP
 
-__all__ = ["Descriptor", "Rows", "SNAP", "PairBasis", "from_spec"]
+__all__ = ["SNAP", "Descriptor", "PairBasis", "Rows", "from_spec"]
 
 _TYPES = {"SNAP": SNAP, "PairBasis": PairBasis}
 

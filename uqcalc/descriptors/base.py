@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 
-__all__ = ["Rows", "Descriptor"]
+__all__ = ["Descriptor", "Rows"]
 
 
 @dataclass

@@ -29,7 +29,13 @@ from ase.calculators.calculator import Calculator
 
 from . import bulk, fracture, phases, surfaces
 from .base import TUNGSTEN_A0, Property, RelaxationError, State, StateProperty, relax
-from .bulk import BulkModulus, CohesiveEnergy, ElasticConstant, LatticeConstant, ShearModulus
+from .bulk import (
+    BulkModulus,
+    CohesiveEnergy,
+    ElasticConstant,
+    LatticeConstant,
+    ShearModulus,
+)
 from .fracture import GriffithToughness
 from .phases import HcpAxialRatio, PhaseEnergy
 from .surfaces import SurfaceEnergy

@@ -20,7 +20,7 @@ from ase.calculators.calculator import Calculator
 from ase.filters import FrechetCellFilter
 from ase.optimize import LBFGS
 
-__all__ = ["Property", "State", "StateProperty", "RelaxationError", "relax", "RELAX_MODES", "TUNGSTEN_A0"]
+__all__ = ["RELAX_MODES", "TUNGSTEN_A0", "Property", "RelaxationError", "State", "StateProperty", "relax"]
 
 RELAX_MODES = ("none", "positions", "cell", "both")
 
