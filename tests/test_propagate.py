@@ -584,3 +584,16 @@ def test_exact_corners_check_the_implicit_corner_predictions(pops_model):
     width = box["linear_upper"] - box["linear_lower"]
     assert np.all(np.abs(predicted - exact) < 1e-3 * width), (predicted, exact, width)  # seen: 2e-5
     assert "slope_info" not in box  # the expansions gave the slope: no finite differences
+
+
+def test_failed_corner_evaluations_are_flagged_and_fall_back_to_the_expansion(pops_model):
+    from uqcalc.coverage.study import _box_interval
+
+    d, ens = pops_model
+    prop = Flaky(threshold=-np.inf, fmax=1e-4)  # relaxes at θ̄ (implicit), fails every evaluate()
+    with pytest.warns(PropagationWarning, match="box corner could not be evaluated"):
+        out = propagate(prop, (d, ens), "implicit", progress=False, verify_extremes=False, exact_corners=True)
+    box = out.diagnostics["box"]
+    assert box["exact_at_corners"] == [None, None] and all("synthetic failure" in e for e in box["corner_errors"])
+    lo, hi = _box_interval(out.lower, out.upper, box)
+    assert (lo, hi) == (min(out.lower, *box["implicit_at_corners"]), max(out.upper, *box["implicit_at_corners"]))
