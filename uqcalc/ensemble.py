@@ -345,11 +345,11 @@ class ParameterEnsemble:
                 radius = np.abs(c) @ half
                 lower[sl], upper[sl] = centre - radius, centre + radius
             if need_members:
-                Yc = Xc @ self.members.T  # (chunk, M)
+                Yc = self.members @ Xc.T  # (M, chunk): member-major, as returned
                 if bounds == "sampled":
-                    lower[sl], upper[sl] = Yc.min(axis=1), Yc.max(axis=1)
+                    lower[sl], upper[sl] = Yc.min(axis=0), Yc.max(axis=0)
                 if member_out is not None:
-                    member_out[:, sl] = Yc.T
+                    member_out[:, sl] = Yc
         if include_noise:
             std = np.sqrt(std**2 + self.noise_variance)
         if bounds == "gaussian":
