@@ -94,3 +94,16 @@ def test_tungsten_dft_quick(tmp_path):
     assert names == set(mod.PROPERTY_MAP)
     # point estimate of a real-DFT fit: tens of meV/atom at most on held-out defects
     assert result["lsq_rmse"]["heldout_energy"] < 0.1
+
+
+def test_tungsten_dft_literature_references_match_the_suite():
+    """Every cited value names a suite property in that property's unit (a typo would silently drop it)."""
+    from uqcalc.properties import tungsten_suite
+
+    mod = _load("tungsten_dft")
+    props = tungsten_suite(list(mod.LITERATURE), quick=True)
+    table = mod.literature_table(props)
+    assert set(table) == set(mod.LITERATURE) and all(v["source"] == "literature" for v in table.values())
+    props[0].unit = "meV"
+    with pytest.raises(ValueError, match="unit"):
+        mod.literature_table(props)
