@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,10 @@ from uqcalc import UQCalculator
 from uqcalc.cli import main
 from uqcalc.data import read, write
 
+from .conftest import SHARED_DATA
 from .models import labelled_frames
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +64,28 @@ def test_unknown_executor_is_rejected(capsys):
         main(["coverage", "tungsten_teacher", "--executor", "threads:3"])
     assert exit_info.value.code == 2
     assert "unknown executor" in capsys.readouterr().err
+
+
+def test_coverage_studies_reject_what_does_not_apply_in_one_line(tmp_path, capsys):
+    assert main(["coverage", "capacity_sweep", "--names", "a0"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == ["uqcalc: error: capacity_sweep takes no --names"]
+    assert main(["coverage", "tungsten_teacher", "--data", "x.xyz"]) == 2
+    assert "--data applies to tungsten_dft only" in capsys.readouterr().err
+    absent = tmp_path / "absent.extxyz.gz"
+    assert main(["coverage", "tungsten_dft", "--data", str(absent)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{absent} not found" in err[0] and "fetch" in err[0]
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "tungsten_wood2017.extxyz.gz").exists(), reason="shared DFT data absent")
+def test_coverage_tungsten_dft_finds_the_shared_data_from_a_checkout(tmp_path, monkeypatch, capsys):
+    """Run from the repository root, the CLI finds ../shared/data by itself and hands it to the study."""
+    from uqcalc.coverage import dft
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.delenv("UQCALC_SHARED_DATA", raising=False)
+    seen = {}
+    monkeypatch.setattr(dft, "run_dft_study", lambda out, data, **kw: seen.update(out=out, data=data, **kw))
+    assert main(["coverage", "tungsten_dft", "--out", str(tmp_path), "--seed", "3"]) == 0
+    assert seen["data"].resolve() == (SHARED_DATA / "tungsten_wood2017.extxyz.gz").resolve()
+    assert seen["out"] == tmp_path and seen["quick"] is True and seen["seed"] == 3 and seen["twojmax"] == 6

@@ -1,4 +1,4 @@
-"""Smoke + physics checks of the comparison scripts (comparisons/capacity_sweep.py, tungsten_dft.py).
+"""Smoke + physics checks of the capacity sweep and the DFT study (uqcalc.coverage.capacity, .dft).
 
 Both run in quick mode on tiny settings. Independent physical check: a student with the teacher's
 capacity (SNAP 2J=8, the W_2940_2017_2 teacher's own basis and ZBL) reproduces held-out teacher
@@ -7,8 +7,10 @@ energies to round-off (< 1 meV/atom), while 2J=2 (6 parameters) cannot (tens of 
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,13 +18,18 @@ import pytest
 from .conftest import SHARED_DATA
 
 ROOT = Path(__file__).resolve().parents[1]
+MODULES = {"capacity_sweep": "uqcalc.coverage.capacity", "tungsten_dft": "uqcalc.coverage.dft"}
 
 
 def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"comparisons_{name}", ROOT / "comparisons" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(MODULES[name])
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_comparison_scripts_wrap_the_package_studies(name):
+    done = subprocess.run([sys.executable, str(ROOT / "comparisons" / f"{name}.py"), "--help"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and "--seed" in done.stdout, done.stderr
 
 
 @pytest.fixture(scope="module")

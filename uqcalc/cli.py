@@ -17,7 +17,11 @@ from pathlib import Path
 
 __all__ = ["main", "make_executor"]
 
-STUDIES = ("tungsten_teacher",)
+STUDIES = ("tungsten_teacher", "capacity_sweep", "tungsten_dft")
+DEFAULT_OUT = {"tungsten_teacher": "results/coverage_teacher", "capacity_sweep": "results/capacity_sweep",
+               "tungsten_dft": "results/tungsten_dft"}
+# options that only the teacher study has (the others reject them instead of ignoring them)
+TEACHER_ONLY = ("size", "propagation", "names")
 BACKENDS = ("pops", "bayes", "mcmc", "bootstrap")
 
 
@@ -69,13 +73,36 @@ def _demo(args) -> None:
 
 def _coverage(args) -> None:
     from .coverage import run_teacher_study
+    from .coverage.capacity import run_capacity_sweep
+    from .coverage.dft import DATA_NAME, default_data, run_dft_study
 
+    if args.study != "tungsten_teacher":
+        given = [f"--{k}" for k in TEACHER_ONLY if getattr(args, k) is not None]
+        if args.study == "capacity_sweep" and args.twojmax is not None:
+            given.append("--twojmax (the sweep runs 2J = 2, 4, 6, 8; see comparisons/capacity_sweep.py)")
+        if given:
+            raise ValueError(f"{args.study} takes no {', '.join(given)}")
+    if args.study != "tungsten_dft" and args.data is not None:
+        raise ValueError(f"--data applies to tungsten_dft only, not {args.study}")
+    out = Path(args.out or DEFAULT_OUT[args.study])
+    data = None
+    if args.study == "tungsten_dft":
+        data = Path(args.data) if args.data else default_data()
+        if data is None or not data.exists():
+            raise FileNotFoundError(f"{data or DATA_NAME} not found: pass --data FILE, or get the set with "
+                                    'uqcalc.datasets.fetch("tungsten-wood2017")')
     with make_executor(args.executor) as executor:
-        run_teacher_study(
-            Path(args.out), size=args.size, quick=not args.full, twojmax=args.twojmax, seed=args.seed,
-            propagation=args.propagation, executor=executor, names=args.names, progress=True,
-        )
-    print(f"\ntables and figures: {Path(args.out).resolve()}")
+        if args.study == "tungsten_teacher":
+            run_teacher_study(
+                out, size=args.size or "small", quick=not args.full, twojmax=args.twojmax or 6, seed=args.seed,
+                propagation=args.propagation or "implicit", executor=executor, names=args.names, progress=True,
+            )
+        elif args.study == "capacity_sweep":
+            run_capacity_sweep(out, quick=not args.full, seed=args.seed, executor=executor)
+        else:
+            run_dft_study(out, data, quick=not args.full, twojmax=args.twojmax or 6, seed=args.seed,
+                          executor=executor)
+    print(f"\ntables and figures: {out.resolve()}")
 
 
 def _backend(name: str, seed: int):
@@ -150,16 +177,23 @@ def main(argv: list[str] | None = None) -> int:
     demo.set_defaults(run=_demo)
 
     cov = sub.add_parser("coverage", help="run a coverage study (resumes from its checkpoints)")
-    cov.add_argument("study", choices=STUDIES)
-    cov.add_argument("--full", action="store_true", help="default property cells and all members (slow)")
-    cov.add_argument("--size", choices=["small", "full"], default="small", help="teacher training set")
-    cov.add_argument("--twojmax", type=int, default=6, help="student SNAP capacity (teacher: 8)")
+    cov.add_argument("study", choices=STUDIES, help="tungsten_teacher (the demo's study), capacity_sweep "
+                     "(coverage vs student capacity and N/P), tungsten_dft (the Wood et al. VASP-PBE set)")
+    cov.add_argument("--full", action="store_true",
+                     help="the large version: default property cells and all members (teacher), more members "
+                          "and N/P points (sweep), every frame and the cited defect energies (dft); slow")
+    cov.add_argument("--size", choices=["small", "full"], default=None, help="teacher training set (tungsten_teacher)")
+    cov.add_argument("--twojmax", type=int, default=None, help="student SNAP capacity (default 6; teacher: 8)")
     cov.add_argument("--seed", type=int, default=0)
-    cov.add_argument("--propagation", choices=["implicit", "linear", "resample"], default="implicit")
-    cov.add_argument("--names", nargs="*", help="property subset (suite names)")
+    cov.add_argument("--propagation", choices=["implicit", "linear", "resample"], default=None,
+                     help="tungsten_teacher (default implicit)")
+    cov.add_argument("--names", nargs="*", default=None, help="property subset (suite names; tungsten_teacher)")
+    cov.add_argument("--data", default=None,
+                     help="tungsten_dft: the Wood set extxyz (default ../shared/data or the fetch cache)")
     cov.add_argument("--executor", type=_executor_type, default="serial",
                      help="serial, processes:N, dask://HOST:PORT or dask://local:N")
-    cov.add_argument("--out", default="results/coverage_teacher")
+    cov.add_argument("--out", default=None, help="results folder (default results/<study>; the teacher "
+                     "study's checkpoints go to OUT/store)")
     cov.set_defaults(run=_coverage)
 
     fit = sub.add_parser("fit", help="fit a UQ model to an extxyz training set (REF_* labels)")

@@ -15,9 +15,17 @@ from pathlib import Path
 from .references import teacher_reference
 from .study import BackendSpec, CoverageStudy
 
-__all__ = ["VALIDATION_GROUPS", "run_teacher_study", "teacher_backends"]
+__all__ = ["VALIDATION_GROUPS", "run_teacher_study", "teacher_backends", "teacher_student"]
 
 VALIDATION_GROUPS = ("divacancy", "interstitial", "surface_112", "gsf_112")
+
+
+def teacher_student(twojmax: int = 6):
+    """The student of every W study: linear SNAP 2J=``twojmax`` on the teacher's radii and ZBL part."""
+    from ..descriptors import SNAP
+
+    teacher_desc, _ = SNAP.from_lammps_potential("W_2940_2017_2")
+    return SNAP(twojmax=twojmax, rcutfac=4.73442, rfac0=0.99363, reference=teacher_desc.reference)
 
 
 def teacher_backends(seed: int = 0) -> list[BackendSpec]:
@@ -72,15 +80,13 @@ def run_teacher_study(out_dir="results/coverage_teacher", size: str = "small", q
     """
     from ..data import split_by_group
     from ..datasets import tungsten
-    from ..descriptors import SNAP
     from ..properties import tungsten_suite
 
     t0 = time.perf_counter()
     out = Path(out_dir)
     frames = tungsten.teacher_training_set(size=size, seed=seed)
     train, valid = split_by_group(frames, VALIDATION_GROUPS)
-    teacher_desc, _ = SNAP.from_lammps_potential("W_2940_2017_2")
-    student = SNAP(twojmax=twojmax, rcutfac=4.73442, rfac0=0.99363, reference=teacher_desc.reference)
+    student = teacher_student(twojmax)
     if resample_members is None:
         resample_members = 20 if quick else None
     study = CoverageStudy(

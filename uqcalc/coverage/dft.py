@@ -1,0 +1,372 @@
+"""Whose error bars can I trust against real DFT? The Wood et al. VASP-PBE tungsten set.
+
+Data: ``shared/data/tungsten_wood2017.extxyz.gz`` (FitSNAP ``WBe_PRB2019`` pure-W frames; see its
+README for the caveats this script acts on):
+
+* duplicates removed (:func:`uqcalc.data.deduplicate`: 235 repeats, mostly slice_sample);
+* ``WSurface_BeAdhesion/W001.NoBe_2`` dropped (energy 15 eV below the next relaxation step);
+* ``BCC_ForceLib_*`` dropped (different DFT settings: energy zero and a +1.9 GPa stress offset);
+* stresses are *not* fitted by default (``--stress-weight 0``): the sub-campaigns carry different
+  Pulay-like stress offsets (EOS_Data −0.4…−0.9 GPa, slice_sample ≈ 0). The remaining ≈ 1 meV/atom
+  energy-zero difference between EOS_Data and the W-2017 groups is left in (it sets a floor of
+  ~1 meV/atom on energy errors that no backend should be blamed for).
+
+Student: linear SNAP, 2J = 6 (``--twojmax``) with the W_2940_2017_2 ZBL reference, energy weight
+100 per energy-per-atom row, force weight 1. Held out (extrapolation to defects not in training):
+``vacancy``, ``Divacancy``, ``dislocation_quadrupole``, ``gamma_surface_vacancy``. Training: all
+other groups (EOS_Data, slice_sample, md_bulk, surface, gamma_surface, Disordered_Struc,
+WSurface_BeAdhesion minus the outlier).
+
+Scores, per backend (POPS, BayesianRidge ±2σ, MCMC natural-T ±2σ, bootstrap by configuration):
+(1) configuration-level coverage of held-out energies and forces (:func:`heldout_coverage`);
+(2) property level against ``tungsten_wood2017_properties.json``: a0, B (EOS), C11, C12, C44,
+E(fcc)−E(bcc), E(A15)−E(bcc), γ(100). These references are fits to EOS_Data, slice_sample and
+the surface slabs, which are *in the training set*: property coverage here tests fit +
+propagation + the DFT reference's own scatter (its quoted ``uncertainty``), not extrapolation;
+(3) without ``--quick``, against cited PBE values (:data:`LITERATURE`: vacancy and five SIA
+formation energies, Nguyen-Manh et al. 2006) in 128-site cells: defects the training set never
+shows, so extrapolation, with the caveat that the literature's DFT settings differ.
+
+Run:  uqcalc coverage tungsten_dft [--full] [--data FILE] [--executor processes:N]   (quick unless --full), or
+      python comparisons/tungsten_dft.py [--quick] [--twojmax 6] [--no-properties] [--seed 0]
+      [--data ../shared/data/tungsten_wood2017.extxyz.gz] [--out results/tungsten_dft]
+Exits 0 with a message when the data file is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .teacher import teacher_student
+
+__all__ = ["LITERATURE", "PROPERTY_MAP", "default_data", "run", "run_dft_study"]
+
+DATA_NAME = "tungsten_wood2017.extxyz.gz"
+
+
+def default_data() -> Path | None:
+    """Where the Wood set is: ``$UQCALC_SHARED_DATA``, ``../shared/data`` or ``shared/data`` from the
+    working directory (a checkout next to the project's shared folder), else the fetch cache
+    (``uqcalc.datasets.fetch("tungsten-wood2017")``); None if nowhere."""
+    from ..datasets.fetch import cache_path
+
+    candidates = [Path(os.environ["UQCALC_SHARED_DATA"]) / DATA_NAME] if os.environ.get("UQCALC_SHARED_DATA") else []
+    candidates += [Path.cwd().parent / "shared" / "data" / DATA_NAME, Path.cwd() / "shared" / "data" / DATA_NAME,
+                   cache_path("tungsten-wood2017")]
+    return next((p for p in candidates if p.exists()), None)
+
+
+HELDOUT_GROUPS = ("vacancy", "Divacancy", "dislocation_quadrupole", "gamma_surface_vacancy")
+BAD_SOURCES = ("W001.NoBe_2",)  # README caveat 3
+DROP_GROUP_PREFIX = "BCC_ForceLib_"  # README: different energy zero / stress offset
+# uqcalc property name -> entry of tungsten_wood2017_properties.json
+PROPERTY_MAP = {"a0": "bcc_lattice_constant", "B": "bcc_bulk_modulus", "C11": "C11", "C12": "C12", "C44": "C44",
+                "dE_fcc": "E_fcc_minus_E_bcc", "dE_a15": "E_A15_minus_E_bcc", "gamma_100": "surface_energy_100"}
+# Cited PBE values for defects the training set never shows (the vacancy group is held out, no SIA
+# is in the data): extrapolation, scored in the literature's 128-site cells at fixed volume. Their
+# DFT settings differ from Wood et al.'s; "uncertainty" is the spread of published PBE values where
+# one is known, else the ~0.1-0.2 eV such settings move a point-defect energy (not a convergence error).
+_NGUYEN_MANH = "Nguyen-Manh, Horsfield & Dudarev, PRB 73, 020101(R) (2006), PBE, 128 sites"
+LITERATURE = {
+    "vacancy_formation_energy": {"value": 3.56, "unit": "eV", "uncertainty": 0.3,
+                                 "citation": _NGUYEN_MANH + "; published PBE values span 3.2-3.6 eV"},
+    "sia_formation_energy_111": {"value": 9.55, "unit": "eV", "uncertainty": 0.2, "citation": _NGUYEN_MANH},
+    "sia_formation_energy_110": {"value": 9.84, "unit": "eV", "uncertainty": 0.2, "citation": _NGUYEN_MANH},
+    "sia_formation_energy_100": {"value": 11.49, "unit": "eV", "uncertainty": 0.2, "citation": _NGUYEN_MANH},
+    "sia_formation_energy_octahedral": {"value": 11.68, "unit": "eV", "uncertainty": 0.2, "citation": _NGUYEN_MANH},
+    "sia_formation_energy_tetrahedral": {"value": 11.05, "unit": "eV", "uncertainty": 0.2, "citation": _NGUYEN_MANH},
+}
+UNIT_ALIASES = {"angstrom": "Å"}
+
+
+def load_frames(path: Path, quick: bool = False, seed: int = 0, max_train: int | None = None,
+                max_heldout: int | None = None) -> tuple[list, list, dict]:
+    """Read, clean (dedupe, drop bad frame and ForceLib groups) and split; optionally subsample per group."""
+    from ..data import deduplicate, group_of, read, split_by_group
+
+    frames = read(path)
+    log = {"n_read": len(frames)}
+    frames = deduplicate(frames)
+    log["n_after_dedup"] = len(frames)
+    frames = [a for a in frames if not any(str(a.info.get("source", "")).startswith(b) for b in BAD_SOURCES)]
+    log["n_after_bad_frame"] = len(frames)
+    frames = [a for a in frames if not group_of(a).startswith(DROP_GROUP_PREFIX)]
+    log["n_after_forcelib"] = len(frames)
+    train, held = split_by_group(frames, HELDOUT_GROUPS)
+    if quick:
+        max_train = 25 if max_train is None else max_train
+        max_heldout = 15 if max_heldout is None else max_heldout
+    rng = np.random.default_rng(seed)
+
+    def cap(frs, n, keep_all=()):
+        if n is None:
+            return frs
+        out = []
+        for g in sorted({group_of(a) for a in frs}):
+            members = [a for a in frs if group_of(a) == g]
+            k = len(members) if g in keep_all else min(len(members), n if g != "slice_sample" else 8 * n)
+            idx = np.sort(rng.choice(len(members), size=k, replace=False))
+            out += [members[i] for i in idx]
+        return out
+
+    # EOS_Data (125 small cells) is kept whole: a0, B and the phase energies come from it
+    train = cap(train, max_train, keep_all=("EOS_Data",))
+    held = cap(held, max_heldout)
+    log["train_groups"] = {g: sum(group_of(a) == g for a in train) for g in sorted({group_of(a) for a in train})}
+    log["heldout_groups"] = {g: sum(group_of(a) == g for a in held) for g in sorted({group_of(a) for a in held})}
+    return train, held, log
+
+
+def reference_table(path: Path, props) -> dict:
+    """``{uqcalc name: {value, unit, citation, uncertainty}}`` in the properties' own units."""
+    data = json.loads(path.read_text())
+    units = {p.name: p.unit for p in props}
+    table = {}
+    for name, key in PROPERTY_MAP.items():
+        if name not in units or key not in data:
+            continue
+        entry = data[key]
+        unit = UNIT_ALIASES.get(entry["unit"], entry["unit"])
+        if unit != units[name]:
+            raise ValueError(f"{name}: reference unit {unit!r} vs property unit {units[name]!r}")
+        table[name] = {"value": entry["value"], "unit": unit, "uncertainty": entry.get("uncertainty"),
+                       "citation": f"tungsten_wood2017_properties.json:{key}", "source": "Wood data"}
+    return table
+
+
+def literature_table(props) -> dict:
+    """:data:`LITERATURE` entries for the given properties (units checked)."""
+    table = {}
+    for p in props:
+        entry = LITERATURE.get(p.name)
+        if entry is None:
+            continue
+        if entry["unit"] != p.unit:
+            raise ValueError(f"{p.name}: literature unit {entry['unit']!r} vs property unit {p.unit!r}")
+        table[p.name] = {**entry, "source": "literature"}
+    return table
+
+
+def backends(seed: int, quick: bool) -> list:
+    from ..backends import MCMC, POPS, BayesianRidge, Bootstrap
+    from .study import BackendSpec
+
+    mcmc_kw = {"n_steps": 600, "burn_in": 200, "n_members": 50} if quick else {}
+    return [
+        BackendSpec("POPS", POPS(random_state=seed, n_members=200 if quick else 1000), bounds="box",
+                    chosen="default (comparisons/pops_row_selection.py)"),
+        BackendSpec("BayesianRidge ±2σ", BayesianRidge(random_state=seed), bounds="gaussian", z=2.0,
+                    chosen="fixed in advance (no noise term)"),
+        BackendSpec("MCMC natural-T ±2σ", MCMC(temperature="natural", random_state=seed, **mcmc_kw),
+                    bounds="gaussian", z=2.0, chosen="fixed in advance (T0 = 2C0/P)"),
+        BackendSpec("Bootstrap", Bootstrap(random_state=seed, n_members=30 if quick else 100), bounds="sampled",
+                    chosen="fixed in advance (by configuration)"),
+    ]
+
+
+def run(data: Path | None = None, properties_json: Path | None = None, twojmax: int = 6, seed: int = 0,
+        quick: bool = False, properties: bool = True, energy_weight: float = 100.0, stress_weight: float = 0.0,
+        max_train: int | None = None, max_heldout: int | None = None, out: Path = Path("results/tungsten_dft"),
+        resample_members: int | None = None, executor=None) -> dict | None:
+    """Run the study; ``None`` when the data are absent (``data=None``: :func:`default_data`)."""
+    from ..design import DesignMatrix
+    from .references import TableReference, heldout_coverage
+    from .study import CoverageStudy
+
+    data = default_data() if data is None else Path(data)
+    if data is None or not data.exists():
+        print(f"tungsten_dft: data file {data or DATA_NAME} not found; skipping. Pass --data, or get it with "
+              'uqcalc.datasets.fetch("tungsten-wood2017").')
+        return None
+    properties_json = Path(properties_json) if properties_json else data.parent / "tungsten_wood2017_properties.json"
+    t0 = time.perf_counter()
+    train, held, log = load_frames(data, quick, seed, max_train, max_heldout)
+    print(f"frames: {log}", flush=True)
+    desc = teacher_student(twojmax)
+    weights = {"energy": energy_weight, "force": 1.0, "stress": stress_weight}
+    d_train = DesignMatrix.build(train, desc, weights=weights, executor=executor, progress=False)
+    d_held = DesignMatrix.build(held, desc, weights={"energy": 1.0, "force": 1.0, "stress": 0.0}, executor=executor,
+                                progress=False)
+    Xw, yw = d_train.weighted()
+    theta = np.linalg.lstsq(Xw, yw, rcond=None)[0]
+    rmse = {}
+    for label, d in (("train", d_train), ("heldout", d_held)):
+        for kind in ("energy", "force"):
+            m = d.kind == kind
+            if m.any():
+                rmse[f"{label}_{kind}"] = float(np.sqrt(np.mean((d.X[m] @ theta - d.y[m]) ** 2)))
+    per_group = {}
+    for g in np.unique(d_held.group):
+        m = (d_held.group == g) & (d_held.kind == "energy")
+        per_group[str(g)] = 1e3 * float(np.sqrt(np.mean((d_held.X[m] @ theta - d_held.y[m]) ** 2)))
+    print(f"2J={twojmax}: P={d_train.n_params}, {d_train.n_rows} training rows; LSQ RMSE {rmse}", flush=True)
+
+    specs = backends(seed, quick)
+    result = {"twojmax": twojmax, "seed": seed, "quick": quick, "frames": log, "weights": weights,
+              "P": d_train.n_params, "n_train_rows": d_train.n_rows, "lsq_rmse": rmse,
+              "lsq_heldout_energy_rmse_meV_per_atom_by_group": per_group, "heldout": {}, "properties": None}
+    for spec in specs:
+        tb = time.perf_counter()
+        try:
+            ens = spec.backend.fit(d_train)
+            h = heldout_coverage(ens, d_held, bounds=spec.bounds, z=spec.z)
+            h.pop("energy", None)
+            result["heldout"][spec.name] = {"kind": h["kind"], "group×kind": h.get("group×kind", {}),
+                                            "wall_s": time.perf_counter() - tb}
+        except Exception as exc:  # noqa: BLE001
+            result["heldout"][spec.name] = {"error": f"{type(exc).__name__}: {exc}"}
+
+    if properties:
+        from ..properties import tungsten_suite
+
+        props, table = [], {}
+        if properties_json.exists():
+            props = tungsten_suite(list(PROPERTY_MAP), quick=True)
+            table = reference_table(properties_json, props)
+            props = [p for p in props if p.name in table]
+        else:
+            print(f"no {properties_json}: no references derived from the data")
+        if not quick:
+            # the literature's defect cells (128 sites): a smaller cell would shift the values
+            lit = tungsten_suite(list(LITERATURE), quick=False)
+            table |= literature_table(lit)
+            props += lit
+        if props:
+            ref = TableReference({k: {kk: v[kk] for kk in ("value", "unit", "citation")} for k, v in table.items()},
+                                 name="wood2017_properties")
+            if resample_members is None:
+                resample_members = 8 if quick else 30
+            # the training design is passed directly: it carries the weights chosen above
+            study = CoverageStudy(d_train, desc, specs, props, ref, propagation="implicit", executor=executor,
+                                  store=Path(out) / f"store_2j{twojmax}{'_quick' if quick else ''}", progress=False,
+                                  resample_members=resample_members)
+            res = study.run()
+            result["properties"] = {"records": _records(res, table), "resample_members": resample_members}
+    result["wall_s"] = time.perf_counter() - t0
+    return result
+
+
+def _records(res, table) -> list[dict]:
+    out = []
+    for r in res.records:
+        name = r.get("property") or r.get("name")
+        rec = {k: r.get(k) for k in ("backend", "value", "reference", "lower", "upper", "std", "bracketed", "method",
+                                     "error")}
+        rec["property"] = name
+        rec["ref_uncertainty"] = table.get(name, {}).get("uncertainty")
+        rec["ref_source"] = table.get(name, {}).get("source", "")
+        out.append(rec)
+    return out
+
+
+def _f(x, spec=".3g") -> str:
+    try:
+        return "–" if x is None or not np.isfinite(float(x)) else format(float(x), spec)
+    except (TypeError, ValueError):
+        return str(x)
+
+
+def to_markdown(result: dict) -> str:
+    fr = result["frames"]
+    lines = [f"# Wood et al. VASP-PBE W set: SNAP 2J={result['twojmax']} student{' (quick)' if result['quick'] else ''}",
+             "", f"Frames read {fr['n_read']}, after dedup {fr['n_after_dedup']}, minus W001.NoBe_2 "
+             f"{fr['n_after_bad_frame']}, minus BCC_ForceLib_* {fr['n_after_forcelib']}. Training groups (frames used): "
+             + ", ".join(f"{g} {n}" for g, n in fr["train_groups"].items()) + ". Held out: "
+             + ", ".join(f"{g} {n}" for g, n in fr["heldout_groups"].items())
+             + f". Weights {result['weights']}; P = {result['P']}, {result['n_train_rows']} training rows.", "",
+             "LSQ point estimate RMSE: " + ", ".join(
+                 f"{k} {1e3 * v:.1f} meV/atom" if k.endswith("energy") else f"{k} {v:.3f} eV/Å"
+                 for k, v in result["lsq_rmse"].items())
+             + "; held-out energy RMSE by group (meV/atom): "
+             + ", ".join(f"{g} {v:.1f}" for g, v in result["lsq_heldout_energy_rmse_meV_per_atom_by_group"].items()),
+             "", "## Configuration level (held-out groups)", "",
+             ("| backend | E cov | E \\|e\\|/σ | E \\|e\\|/W | E mean width meV/atom | F cov | F \\|e\\|/σ | F \\|e\\|/W "
+             "| F mean width eV/Å |"), "|---|---|---|---|---|---|---|---|---|"]
+    for name, h in result["heldout"].items():
+        if "error" in h:
+            lines.append(f"| {name} | failed: {h['error']} ||||||||")
+            continue
+        E, F = h["kind"].get("energy", {}), h["kind"].get("force", {})
+        lines.append(f"| {name} | {_f(E.get('coverage'), '.2f')} | {_f(E.get('mean_abs_error_over_std'), '.2f')} "
+                     f"| {_f(E.get('mean_abs_error_over_width'), '.3f')} | {_f(1e3 * E.get('mean_width', np.nan))} "
+                     f"| {_f(F.get('coverage'), '.2f')} | {_f(F.get('mean_abs_error_over_std'), '.2f')} "
+                     f"| {_f(F.get('mean_abs_error_over_width'), '.3f')} | {_f(F.get('mean_width'))} |")
+    lines += ["", "Energy coverage per held-out group:", "",
+              "| backend | " + " | ".join(result["frames"]["heldout_groups"]) + " |",
+              "|---|" + "---|" * len(result["frames"]["heldout_groups"])]
+    for name, h in result["heldout"].items():
+        if "error" in h:
+            continue
+        gk = h["group×kind"]
+        lines.append(f"| {name} | " + " | ".join(_f(gk.get(f"{g}|energy", {}).get("coverage"), ".2f")
+                                                 for g in result["frames"]["heldout_groups"]) + " |")
+    if result.get("properties"):
+        lines += ["", (f"## Property level (resample fallback with {result['properties']['resample_members']} members)"),
+                  "", ("Sources: *Wood data* = tungsten_wood2017_properties.json, fitted to groups that are in the "
+                       "training set (fit + propagation, not extrapolation); *literature* = " + _NGUYEN_MANH
+                       + " (defects absent from training: extrapolation; different DFT settings)."), "",
+                  "| backend | source | n | coverage | mean \\|err\\|/(U−L) |", "|---|---|---|---|---|"]
+        recs = result["properties"]["records"]
+        for name in dict.fromkeys(r["backend"] for r in recs):
+            for src in dict.fromkeys(r.get("ref_source", "") for r in recs):
+                rs = [r for r in recs if r["backend"] == name and r.get("ref_source", "") == src]
+                ratio = [abs(r["value"] - r["reference"]) / (r["upper"] - r["lower"]) for r in rs
+                         if r["value"] is not None and r["upper"] is not None and r["upper"] > r["lower"]]
+                lines.append(f"| {name} | {src} | {len(rs)} | {_f(np.mean([bool(r['bracketed']) for r in rs]), '.2f')} "
+                             f"| {_f(np.mean(ratio) if ratio else np.nan, '.3f')} |")
+        lines += ["", "| property | backend | model | lower | upper | DFT ref ± unc | source | bracketed | method |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r in sorted(result["properties"]["records"], key=lambda r: (str(r["property"]), str(r["backend"]))):
+            lines.append(f"| {r['property']} | {r['backend']} | {_f(r['value'], '.4g')} | {_f(r['lower'], '.4g')} "
+                         f"| {_f(r['upper'], '.4g')} | {_f(r['reference'], '.4g')} ± {_f(r['ref_uncertainty'], '.2g')} "
+                         f"| {r.get('ref_source', '')} | {r['bracketed']} | {r.get('method') or ''}{(' ' + str(r['error'])) if r.get('error') and not isinstance(r.get('error'), (int, float)) else ''} |")
+    lines += ["", f"wall time {result['wall_s']:.0f} s"]
+    return "\n".join(lines)
+
+
+def run_dft_study(out="results/tungsten_dft", data=None, quick: bool = True, twojmax: int = 6, seed: int = 0,
+                  executor=None, **options) -> dict | None:
+    """Run the study (:func:`run`), print the tables and write Markdown and JSON into ``out``.
+
+    Returns None (after saying why) when the data are absent.
+    """
+    out = Path(out)
+    result = run(data, twojmax=twojmax, seed=seed, quick=quick, out=out, executor=executor, **options)
+    if result is None:
+        return None
+    md = to_markdown(result)
+    print("\n" + md)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"tungsten_dft_2j{twojmax}_seed{seed}{'_quick' if quick else ''}"
+    stem.with_suffix(".md").write_text(md + "\n")
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=1, default=str))
+    print(f"written: {stem.with_suffix('.md')}, {stem.with_suffix('.json')}")
+    result["paths"] = [str(stem.with_suffix(".md")), str(stem.with_suffix(".json"))]
+    return result
+
+
+def main(argv=None) -> dict | None:
+    """``python comparisons/tungsten_dft.py`` (every option of :func:`run`)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=None, help=f"{DATA_NAME} (default: see default_data())")
+    parser.add_argument("--properties-json", type=Path, default=None)
+    parser.add_argument("--quick", action="store_true", help="per-group frame subsample (< ~3 min)")
+    parser.add_argument("--twojmax", type=int, default=6)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-properties", action="store_true")
+    parser.add_argument("--energy-weight", type=float, default=100.0)
+    parser.add_argument("--stress-weight", type=float, default=0.0)
+    parser.add_argument("--max-train", type=int, default=None, help="frames per training group (quick: 25)")
+    parser.add_argument("--max-heldout", type=int, default=None, help="frames per held-out group (quick: 15)")
+    parser.add_argument("--out", type=Path, default=Path("results/tungsten_dft"))
+    args = parser.parse_args(argv)
+    return run_dft_study(args.out, args.data, args.quick, args.twojmax, args.seed,
+                         properties_json=args.properties_json, properties=not args.no_properties,
+                         energy_weight=args.energy_weight, stress_weight=args.stress_weight,
+                         max_train=args.max_train, max_heldout=args.max_heldout)
