@@ -25,7 +25,7 @@ from ase import Atoms
 from ase.calculators.lammps.coordinatetransform import Prism
 from ase.data import atomic_masses, atomic_numbers
 
-__all__ = ["LammpsFrame", "lammps_module", "load_structure", "new_lammps", "potentials_dir"]
+__all__ = ["LammpsFrame", "OwnsLammps", "lammps_module", "load_structure", "new_lammps", "potentials_dir"]
 
 
 def _mpi_candidates() -> list[Path]:
@@ -60,6 +60,36 @@ def new_lammps():
     """A fresh, silent LAMMPS instance (no log file, no screen output)."""
     lammps = lammps_module()
     return lammps.lammps(cmdargs=["-nocite", "-log", "none", "-screen", "none"])
+
+
+class OwnsLammps:
+    """Mixin for an object that reuses one LAMMPS instance, kept in ``self._lmp``.
+
+    The instance is made on first use (:meth:`_instance`) and released by :meth:`close`; pickling
+    drops it (a LAMMPS handle is a C pointer: it neither pickles nor survives a fork), so the copy
+    in a worker process makes its own.
+    """
+
+    _lmp = None
+
+    def _instance(self):
+        if self._lmp is None:
+            self._lmp = new_lammps()
+        return self._lmp
+
+    def close(self) -> None:
+        """Release the LAMMPS instance (the next use makes a new one)."""
+        if self._lmp is not None:
+            self._lmp.close()
+            self._lmp = None
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_lmp"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
 
 
 def potentials_dir() -> Path:

@@ -20,12 +20,12 @@ from ase.calculators.calculator import (
 )
 from ase.units import bar
 
-from .._lammps import atom_order, load_structure, new_lammps
+from .._lammps import OwnsLammps, atom_order, load_structure
 
 __all__ = ["LammpsPotential"]
 
 
-class LammpsPotential(Calculator):
+class LammpsPotential(OwnsLammps, Calculator):
     """ASE calculator for a LAMMPS pair style given as input commands.
 
     Parameters
@@ -74,26 +74,6 @@ class LammpsPotential(Calculator):
         super().__init__(**kwargs)
         # kept in parameters so todict()/repr describe the model
         self.parameters.update(pair_commands=list(self.pair_commands), species=list(self.species))
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        # a LAMMPS handle is a C pointer: it neither pickles nor survives a fork
-        state["_lmp"] = None
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-
-    def _instance(self):
-        if self._lmp is None:
-            self._lmp = new_lammps()
-        return self._lmp
-
-    def close(self) -> None:
-        """Free the LAMMPS instance (a later calculation starts a new one)."""
-        if self._lmp is not None:
-            self._lmp.close()
-            self._lmp = None
 
     def calculate(
         self,

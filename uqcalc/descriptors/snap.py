@@ -22,10 +22,10 @@ from ase import Atoms
 from ase.data import atomic_numbers
 
 from .._lammps import (
+    OwnsLammps,
     atom_order,
     lammps_module,
     load_structure,
-    new_lammps,
     potentials_dir,
 )
 from .base import Descriptor, Rows
@@ -52,7 +52,7 @@ def n_bispectrum(twojmax: int) -> int:
     return count
 
 
-class SNAP(Descriptor):
+class SNAP(OwnsLammps, Descriptor):
     """Spectral neighbour analysis potential (linear or quadratic) as a descriptor.
 
     Parameters
@@ -192,21 +192,6 @@ class SNAP(Descriptor):
             },
         }
 
-    # -- pickling: a LAMMPS instance cannot travel ---------------------------
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["_lmp"] = None
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-
-    def close(self) -> None:
-        """Release the LAMMPS instance (a later :meth:`rows` makes a new one)."""
-        if self._lmp is not None:
-            self._lmp.close()
-            self._lmp = None
-
     # -- rows ---------------------------------------------------------------
     def _pair_commands(self) -> list[str]:
         # compute snap refuses to run unless the pair cutoff covers its own
@@ -292,9 +277,7 @@ class SNAP(Descriptor):
             and the reference part in ``ref_*``.
         """
         lammps = lammps_module()
-        if self._lmp is None:
-            self._lmp = new_lammps()
-        lmp = self._lmp
+        lmp = self._instance()
         commands = self._commands(per_atom)  # outside the try: its ValueErrors are the user's
         frame = load_structure(lmp, atoms, self.species)
         try:
