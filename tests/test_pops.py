@@ -33,7 +33,7 @@ def _mixed(n_frames=200, P=10, seed=0):
 def test_each_kept_row_fitted_exactly_by_its_correction():
     d = _mixed()
     ens = POPS(random_state=0).fit(d)
-    T, h, e = pops_corrections(d, ens.theta, ens.metadata["ridge"])
+    T, h, _e = pops_corrections(d, ens.theta, ens.metadata["ridge"])
     assert np.all((h > 0) & (h < 1))  # training rows, ridge > 0
     Xw, yw = d.weighted()
     fitted = np.einsum("ij,ij->i", Xw, ens.theta + T)
@@ -49,7 +49,7 @@ def test_exact_box_contains_every_row_that_built_it(settings):
     d = _mixed()
     # the guarantee holds for the published min/max box (the default clips 1 %)
     ens = POPS(random_state=0, percentile_clipping=0.0, **settings).fit(d)
-    T, h, e = pops_corrections(d, ens.theta, ens.metadata["ridge"])
+    _T, h, e = pops_corrections(d, ens.theta, ens.metadata["ridge"])
     kept = d.rows_of(settings.get("row_kinds"))
     if "leverage_percentile" in settings:
         kept &= h >= np.percentile(h[kept], settings["leverage_percentile"])
@@ -129,7 +129,7 @@ def test_same_seed_identical_ensemble(sampler):
 
 def test_chunked_fit_equals_single_chunk_and_streamed_percentiles_are_exact():
     d = _mixed(n_frames=1000)  # 7000 rows: percentile clipping takes the streaming path
-    kw = dict(percentile_clipping=1.0, n_members=10, random_state=0)
+    kw = {"percentile_clipping": 1.0, "n_members": 10, "random_state": 0}
     small = POPS(chunk_rows=97, **kw).fit(d)
     big = POPS(chunk_rows=10**6, **kw).fit(d)
     # accumulation order differs between chunkings: agreement to rounding, not bitwise

@@ -1,20 +1,32 @@
 """Backend base class: scikit-learn's estimator contract for UQ backends.
 
-A backend's ``__init__`` only stores its keyword hyperparameters (no validation, no logic), so
-``get_params``/``set_params``/``repr`` work from the constructor signature and a backend can be
-cloned by ``type(b)(**b.get_params())``. ``fit(design) -> ParameterEnsemble`` does the work;
-every random draw goes through ``random_state`` so the same seed gives a bit-identical ensemble.
+A backend's ``__init__`` takes keyword-only hyperparameters and only stores them (no validation,
+no logic), so ``get_params``/``set_params``/``repr`` work from the constructor signature and a
+backend can be cloned by ``type(b)(**b.get_params())``. ``fit(design) -> ParameterEnsemble`` does
+the work; every random draw goes through ``random_state`` so the same seed gives a bit-identical
+ensemble.
+
+What each hyperparameter may be is declared once per class in ``_parameter_constraints`` (and
+``_parameter_relations`` between keywords; the constraint objects live in :mod:`.params`).
+:meth:`Backend._validate_params`, the one validation routine, checks them at the start of every
+``fit``: ``set_params`` can change them after construction, so construction is not the place.
 """
 
 from __future__ import annotations
 
 import inspect
 import platform
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["Backend"]
+from .params import InvalidParameterError, Relation, validate_params
+
+__all__ = ["Backend", "InvalidParameterError"]
+
+
+# -- provenance -------------------------------------------------------------------------------
 
 
 def _version(package: str) -> str | None:
@@ -45,12 +57,33 @@ def _seed_record(random_state) -> Any:
     return f"<{type(random_state).__name__}>"
 
 
+# -- the base class ---------------------------------------------------------------------------
+
+
 class Backend:
     """Base class of UQ backends (POPS, BayesianRidge, MCMC, Bootstrap).
 
-    Subclasses define ``__init__(self, *, hyper=default, ...)`` storing each argument under
-    its own name, and ``fit(design) -> ParameterEnsemble``.
+    Subclasses define ``__init__(self, *, hyper=default, ...)`` that only calls
+    ``self._store_params(locals())``, a ``_parameter_constraints`` entry for every keyword, and
+    ``fit(design) -> ParameterEnsemble`` that starts with ``self._validate_params()``.
     """
+
+    _parameter_constraints: ClassVar[dict[str, list]] = {}
+    _parameter_relations: ClassVar[tuple[Relation, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" not in vars(cls):
+            return
+        # the contract is checked when the class is written, not when a user first fits it
+        params = [p for p in inspect.signature(cls.__init__).parameters.values() if p.name != "self"]
+        positional = [p.name for p in params if p.kind is not p.KEYWORD_ONLY]
+        if positional:
+            raise TypeError(f"{cls.__name__}.__init__ must take keyword-only arguments; not: {positional}")
+        names, declared = set(cls._param_names()), set(cls._parameter_constraints)
+        if names != declared:
+            raise TypeError(f"{cls.__name__}._parameter_constraints must declare exactly the __init__ keywords; "
+                            f"undeclared: {sorted(names - declared)}, unknown: {sorted(declared - names)}")
 
     @classmethod
     def _param_names(cls) -> list[str]:
@@ -66,12 +99,24 @@ class Backend:
             names.append(p.name)
         return sorted(names)
 
+    def _store_params(self, values: Mapping[str, Any]) -> None:
+        """Store every constructor keyword under its own name: the whole of a backend's ``__init__``.
+
+        Called as ``self._store_params(locals())``; one line instead of one assignment per
+        keyword, and no keyword can be forgotten.
+        """
+        for name in self._param_names():
+            setattr(self, name, values[name])
+
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Hyperparameters as passed to the constructor."""
         return {name: getattr(self, name) for name in self._param_names()}
 
     def set_params(self, **params) -> Backend:
-        """Set hyperparameters; unknown names raise ``ValueError``. Returns ``self``."""
+        """Set hyperparameters; unknown names raise ``ValueError``. Returns ``self``.
+
+        Values are checked by the next ``fit``, not here (scikit-learn's contract).
+        """
         valid = set(self._param_names())
         for name, value in params.items():
             if name not in valid:
@@ -94,11 +139,23 @@ class Backend:
             default = defaults.get(name, inspect.Parameter.empty)
             try:
                 same = value is default or bool(value == default)
-            except Exception:
+            except (TypeError, ValueError):  # e.g. an array compared with its default
                 same = False
             if not same:
                 changed.append(f"{name}={value!r}")
         return f"{type(self).__name__}({', '.join(changed)})"
+
+    def _validate_params(self) -> None:
+        """Check every hyperparameter against the class's constraint table and relations.
+
+        Raises
+        ------
+        InvalidParameterError
+            A ``ValueError`` and ``TypeError`` naming the backend, the parameter, the value and
+            what is allowed.
+        """
+        validate_params(type(self).__name__, self._parameter_constraints, self.get_params(),
+                        self._parameter_relations)
 
     def fit(self, design):
         """Fit to a :class:`~uqcalc.design.DesignMatrix`; return a ParameterEnsemble."""
@@ -117,7 +174,7 @@ class Backend:
 
         params = {}
         for name, value in self.get_params().items():
-            if isinstance(value, np.random.Generator | np.random.SeedSequence):
+            if isinstance(value, np.random.Generator | np.random.BitGenerator | np.random.SeedSequence):
                 value = _seed_record(value)
             elif isinstance(value, tuple):
                 value = list(value)

@@ -15,15 +15,67 @@ scikit-learn's ``BayesianRidge`` (same iteration, on the SVD of X).
 from __future__ import annotations
 
 import warnings
-from typing import NamedTuple
+from numbers import Integral, Real
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 from scipy.linalg import eigh
 
 from ..ensemble import ParameterEnsemble
 from .base import Backend
+from .params import Interval, ParameterGroup, RandomStateLike, fill_doc, validate_params
 
-__all__ = ["BayesianRidge", "EvidenceResult", "evidence_ridge", "gram_eigh", "log_evidence", "n_effective_rows"]
+__all__ = [
+    "EVIDENCE",
+    "GAMMA_PRIOR",
+    "BayesianRidge",
+    "EvidenceResult",
+    "evidence_ridge",
+    "gram_eigh",
+    "log_evidence",
+    "n_effective_rows",
+]
+
+_NONNEGATIVE = Interval(Real, 0, None, closed="left")
+_POSITIVE = Interval(Real, 0, None, closed="neither")
+
+#: Gamma hyperpriors on the precisions (``METHODS.md`` §1), declared once for every backend that
+#: uses them: :class:`BayesianRidge`, POPS (its evidence ridge) and MCMC (its hyperposterior).
+GAMMA_PRIOR = ParameterGroup(
+    """
+    alpha_1, alpha_2 : float
+        Gamma hyperprior (shape, rate) on the noise precision α, each ≥ 0 (0, 0: the scale-free
+        prior 1/α, flat in log α).
+    lambda_1, lambda_2 : float
+        Gamma hyperprior (shape, rate) on the prior precision λ, each ≥ 0.
+    """,
+    alpha_1=(1e-6, [_NONNEGATIVE]),
+    alpha_2=(1e-6, [_NONNEGATIVE]),
+    lambda_1=(1e-6, [_NONNEGATIVE]),
+    lambda_2=(1e-6, [_NONNEGATIVE]),
+)
+
+#: The evidence (MacKay) iteration's start and stopping rule.
+EVIDENCE_ITERATION = ParameterGroup(
+    """
+    alpha_init : float, optional
+        Initial α > 0; default N/yᵀy (1/the uncentred second moment of y: there is no intercept.
+        sklearn uses 1/Var(y), which needs Σy; pass it to reproduce sklearn's path exactly).
+    lambda_init : float, optional
+        Initial λ > 0; default 1.
+    max_iter : int
+        Iteration limit, ≥ 1 (a ``RuntimeWarning`` is issued if reached).
+    tol : float
+        Convergence threshold on Σ|m_new − m_old| (sklearn's criterion), ≥ 0.
+    """,
+    alpha_init=(None, [_POSITIVE, None]),
+    lambda_init=(None, [_POSITIVE, None]),
+    max_iter=(300, [Interval(Integral, 1, None, closed="left")]),
+    tol=(1e-6, [_NONNEGATIVE]),
+)
+
+#: Every hyperparameter of :func:`evidence_ridge`: the Gamma prior and the iteration.
+EVIDENCE = GAMMA_PRIOR | EVIDENCE_ITERATION
 
 
 class EvidenceResult(NamedTuple):
@@ -91,20 +143,17 @@ def log_evidence(alpha, lambda_, eigvals, b, yty, n_rows) -> float:
     )
 
 
+@fill_doc(evidence=EVIDENCE.doc)
 def evidence_ridge(
     XtX,
     Xty,
     yty: float,
     n_rows: int,
     *,
-    alpha_1: float = 1e-6,
-    alpha_2: float = 1e-6,
-    lambda_1: float = 1e-6,
-    lambda_2: float = 1e-6,
-    alpha_init: float | None = None,
-    lambda_init: float | None = None,
-    max_iter: int = 300,
-    tol: float = 1e-6,
+    alpha_1: float = EVIDENCE.alpha_1, alpha_2: float = EVIDENCE.alpha_2,
+    lambda_1: float = EVIDENCE.lambda_1, lambda_2: float = EVIDENCE.lambda_2,
+    alpha_init: float | None = EVIDENCE.alpha_init, lambda_init: float | None = EVIDENCE.lambda_init,
+    max_iter: int = EVIDENCE.max_iter, tol: float = EVIDENCE.tol,
     eig: tuple[np.ndarray, np.ndarray] | None = None,
     full_output: bool = False,
 ):
@@ -125,17 +174,7 @@ def evidence_ridge(
         yᵀy.
     n_rows : int
         N in the α-update.
-    alpha_1, alpha_2, lambda_1, lambda_2 : float
-        Gamma hyperprior shape and rate parameters.
-    alpha_init : float, optional
-        Initial α; default N/yᵀy (1/the uncentred second moment of y: there is no intercept.
-        sklearn uses 1/Var(y), which needs Σy; pass it to reproduce sklearn's path exactly).
-    lambda_init : float, optional
-        Initial λ; default 1.
-    max_iter : int
-        Iteration limit (a warning is issued if reached).
-    tol : float
-        Convergence threshold on Σ|m_new − m_old| (sklearn's criterion).
+    {evidence}
     eig : (eigvals, eigvecs), optional
         A precomputed :func:`gram_eigh` of ``XtX`` (reuse across refits).
     full_output : bool
@@ -152,6 +191,8 @@ def evidence_ridge(
     ~1e-16·yᵀy/‖y − Xm‖²; it is clipped at a tiny positive value. For data fitted to
     ~1e-7 of ‖y‖ this still leaves ~1e-9 relative accuracy in α.
     """
+    # the arguments so far are exactly the keywords; only those in the table are checked
+    validate_params("evidence_ridge", EVIDENCE.constraints, locals())
     Xty = np.asarray(Xty, dtype=float)
     yty = float(yty)
     n_rows = int(n_rows)
@@ -204,27 +245,19 @@ def evidence_ridge(
     return result, info
 
 
+@fill_doc(evidence=EVIDENCE.doc)
 class BayesianRidge(Backend):
     """Bayesian ridge regression with MacKay evidence maximisation.
 
     Parameters
     ----------
-    alpha_1, alpha_2 : float
-        Gamma hyperprior (shape, rate) on the noise precision α.
-    lambda_1, lambda_2 : float
-        Gamma hyperprior (shape, rate) on the prior precision λ.
-    alpha_init, lambda_init : float, optional
-        Starting point of the iteration (see :func:`evidence_ridge`).
-    max_iter : int
-        Iteration limit.
-    tol : float
-        Convergence threshold on Σ|Δθ|.
+    {evidence}
     n_members : int
-        Members drawn from the Gaussian posterior N(m, A⁻¹).
-    random_state : int, Generator or None
+        Members drawn from the Gaussian posterior N(m, A⁻¹), ≥ 0.
+    random_state : int, Generator, SeedSequence or None
         Seed for the members.
     chunk_rows : int
-        Rows per block when accumulating XᵀWX.
+        Rows per block when accumulating XᵀWX, ≥ 1.
 
     Notes
     -----
@@ -234,54 +267,35 @@ class BayesianRidge(Backend):
     xᵀA⁻¹x shrinks like 1/N, so parameter bands are far too narrow (``METHODS.md`` §1).
     """
 
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        **EVIDENCE.constraints,
+        "n_members": [Interval(Integral, 0, None, closed="left")],
+        "random_state": ["random_state"],
+        "chunk_rows": [Interval(Integral, 1, None, closed="left")],
+    }
+
     def __init__(
         self,
         *,
-        alpha_1: float = 1e-6,
-        alpha_2: float = 1e-6,
-        lambda_1: float = 1e-6,
-        lambda_2: float = 1e-6,
-        alpha_init: float | None = None,
-        lambda_init: float | None = None,
-        max_iter: int = 300,
-        tol: float = 1e-6,
-        n_members: int = 100,
-        random_state=None,
-        chunk_rows: int = 8192,
+        alpha_1: float = EVIDENCE.alpha_1, alpha_2: float = EVIDENCE.alpha_2,
+        lambda_1: float = EVIDENCE.lambda_1, lambda_2: float = EVIDENCE.lambda_2,
+        alpha_init: float | None = EVIDENCE.alpha_init, lambda_init: float | None = EVIDENCE.lambda_init,
+        max_iter: int = EVIDENCE.max_iter, tol: float = EVIDENCE.tol,
+        n_members: int = 100, random_state: RandomStateLike = None, chunk_rows: int = 8192,
     ):
-        self.alpha_1 = alpha_1
-        self.alpha_2 = alpha_2
-        self.lambda_1 = lambda_1
-        self.lambda_2 = lambda_2
-        self.alpha_init = alpha_init
-        self.lambda_init = lambda_init
-        self.max_iter = max_iter
-        self.tol = tol
-        self.n_members = n_members
-        self.random_state = random_state
-        self.chunk_rows = chunk_rows
+        self._store_params(locals())
 
-    def _evidence_kwargs(self) -> dict:
-        return {
-            "alpha_1": self.alpha_1,
-            "alpha_2": self.alpha_2,
-            "lambda_1": self.lambda_1,
-            "lambda_2": self.lambda_2,
-            "alpha_init": self.alpha_init,
-            "lambda_init": self.lambda_init,
-            "max_iter": self.max_iter,
-            "tol": self.tol,
-        }
+    def fit_evidence(self, design, gram=None) -> tuple[EvidenceResult, dict]:
+        """Run the evidence iteration on ``design``; returns ``(EvidenceResult, info)``.
 
-    def fit_evidence(self, design, gram=None):
-        """Run the evidence iteration on ``design``; returns ``(EvidenceResult, info)``."""
+        ``gram`` is an optional precomputed ``design.gram()`` (XᵀWX, XᵀWy, yᵀWy).
+        """
         XtX, Xty, yty = design.gram(self.chunk_rows) if gram is None else gram
-        return evidence_ridge(XtX, Xty, yty, n_effective_rows(design), full_output=True, **self._evidence_kwargs())
+        return evidence_ridge(XtX, Xty, yty, n_effective_rows(design), full_output=True, **EVIDENCE.values(self))
 
     def fit(self, design) -> ParameterEnsemble:
         """Fit to a DesignMatrix and draw ``n_members`` from the Gaussian posterior."""
-        if int(self.n_members) < 0:
-            raise ValueError("n_members must be >= 0")
+        self._validate_params()
         res, info = self.fit_evidence(design)
         rng = self._rng(self.random_state)
         zs = rng.standard_normal((int(self.n_members), res.theta.size))

@@ -17,6 +17,9 @@ once, and the result is the same to round-off.
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+from typing import ClassVar
+
 import numpy as np
 from scipy import linalg
 from tqdm.auto import tqdm
@@ -24,6 +27,7 @@ from tqdm.auto import tqdm
 from ..ensemble import ParameterEnsemble
 from .base import Backend
 from .bayes import evidence_ridge, n_effective_rows
+from .params import Interval, RandomStateLike
 
 __all__ = ["Bootstrap"]
 
@@ -54,18 +58,18 @@ class Bootstrap(Backend):
     Parameters
     ----------
     n_members : int
-        Number of resamples.
+        Number of resamples, ≥ 1.
     ridge : float, optional
-        Ridge added to XᵀWX. ``None`` (default) uses λ/α of the Bayesian evidence fit
+        Ridge ≥ 0 added to XᵀWX. ``None`` (default) uses λ/α of the Bayesian evidence fit
         (:func:`~uqcalc.backends.bayes.evidence_ridge`) of the full data in the weighted space,
         the same regularisation :class:`~uqcalc.backends.BayesianRidge` and POPS use; it is held
         fixed across resamples. ``0`` gives ordinary least squares.
-    random_state : int, Generator or None
+    random_state : int, Generator, SeedSequence or None
         Seeds the multinomial counts; same seed ⇒ identical members.
     progress : bool
         Progress bar over member batches.
     memory_limit : float
-        Bytes allowed for per-frame statistics and batch accumulators (default 1 GB); above it the
+        Bytes (> 0) allowed for per-frame statistics and batch accumulators (default 1 GB); above it the
         streaming path described in the module docstring is used.
 
     Notes
@@ -76,17 +80,28 @@ class Bootstrap(Backend):
     ``counts_`` (n_members, F) holds the multiplicities, in the order of ``configs_``.
     """
 
-    def __init__(self, n_members=100, ridge=None, random_state=None, progress=False, memory_limit=1e9):
-        self.n_members = n_members
-        self.ridge = ridge
-        self.random_state = random_state
-        self.progress = progress
-        self.memory_limit = memory_limit
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        "n_members": [Interval(Integral, 1, None, closed="left")],
+        "ridge": [Interval(Real, 0, None, closed="left"), None],
+        "random_state": ["random_state"],
+        "progress": ["boolean"],
+        "memory_limit": [Interval(Real, 0, None, closed="neither")],
+    }
+
+    def __init__(
+        self,
+        *,
+        n_members: int = 100,
+        ridge: float | None = None,
+        random_state: RandomStateLike = None,
+        progress: bool = False,
+        memory_limit: float = 1e9,
+    ):
+        self._store_params(locals())
 
     def fit(self, design) -> ParameterEnsemble:
         """Resample the frames of ``design`` and return the ensemble of refits."""
-        if self.n_members < 1:
-            raise ValueError(f"n_members must be >= 1, got {self.n_members}")
+        self._validate_params()
         rng = self._rng(self.random_state)
         XtX, Xty, yty = design.gram()
         n = n_effective_rows(design)
@@ -96,8 +111,6 @@ class Bootstrap(Backend):
             ridge = float(fit.lambda_ / fit.alpha)
         else:
             ridge = float(self.ridge)
-            if not ridge >= 0:
-                raise ValueError(f"ridge must be >= 0, got {ridge}")
         theta = _solve(XtX[None], Xty[None], ridge)[0]
         residual = 0.0  # over the rows: yᵀy − 2θᵀXᵀy + θᵀXᵀXθ cancels badly for a good fit
         for _, Xc, yc in design.iter_weighted():

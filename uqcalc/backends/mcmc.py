@@ -18,7 +18,8 @@ Two samplers (emcee, Foreman-Mackey et al., PASP 125, 306, 2013), both vectorize
   start near equilibrium. It never uses the marginal formula, so agreement with ``"collapsed"``
   validates it; use it for checks and small P (its autocorrelation time grows roughly like P).
 
-Both use emcee's differential-evolution move by default (see ``moves``).
+Both use emcee's differential-evolution move by default (see ``moves``). Chain files and
+convergence diagnostics are in :mod:`.chains`.
 
 Tempering divides the log-likelihood by T. ``temperature="natural"`` is the temperature of
 Frederiksen et al., PRL 93, 165501 (2004) as used by KLIFF, T₀ = 2C₀/P with C₀ the cost at the
@@ -33,12 +34,9 @@ evidence optimum (as KLIFF holds the noise scale) and tempers the prior too, so
 
 from __future__ import annotations
 
-import json
-import logging
 import time
-import warnings
-from contextlib import contextmanager
-from pathlib import Path
+from numbers import Integral, Real
+from typing import ClassVar
 
 import emcee
 import numpy as np
@@ -46,74 +44,50 @@ from scipy import optimize
 
 from ..ensemble import ParameterEnsemble
 from .base import Backend
-from .bayes import evidence_ridge, n_effective_rows
+from .bayes import GAMMA_PRIOR, evidence_ridge, n_effective_rows
+from .chains import (
+    CHAIN_SUFFIXES,
+    chain_diagnostics,
+    hdf_backend,
+    read_chain,
+    write_chain,
+)
+from .params import (
+    Interval,
+    Options,
+    PathLike,
+    RandomStateLike,
+    Relation,
+    Satisfies,
+    fill_doc,
+)
 from .posterior import LinearGaussianPosterior, natural_temperature
 
 __all__ = ["MCMC", "LinearGaussianPosterior", "natural_temperature", "read_chain"]
 
-_HDF_SUFFIXES = (".h5", ".hdf5", ".hdf")
-_HDF_GROUP = "mcmc"
-_ARVIZ_DRAWS = 500
+_POSITIVE = Interval(Real, 0, None, closed="neither")
 
 
-def _arviz():
-    # arviz announces its refactor with a FutureWarning on import; it says nothing about our use
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        import arviz
-
-    return arviz
+def _is_hyperparameter_pair(value) -> bool:
+    """(α or None, λ or None), each given value positive."""
+    return (isinstance(value, tuple | list | np.ndarray) and len(value) == 2
+            and all(v is None or _POSITIVE.is_satisfied_by(v) for v in value))
 
 
-@contextmanager
-def _quiet_emcee():
-    # emcee's autocorr logs a warning for short chains; we raise our own UserWarning instead
-    logger = logging.getLogger("emcee.autocorr")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
+def _is_moves(value) -> bool:
+    """What ``emcee.EnsembleSampler(moves=...)`` takes: a Move, or a list of Moves or (Move, weight)."""
+    if isinstance(value, emcee.moves.Move):
+        return True
+
+    def weighted(m) -> bool:
+        return (isinstance(m, tuple | list) and len(m) == 2 and isinstance(m[0], emcee.moves.Move)
+                and _POSITIVE.is_satisfied_by(m[1]))
+
+    return (isinstance(value, tuple | list) and len(value) > 0
+            and all(isinstance(m, emcee.moves.Move) or weighted(m) for m in value))
 
 
-def read_chain(path):
-    """Read a chain written by ``MCMC(store=path)``.
-
-    Returns
-    -------
-    dict
-        ``chain`` (n_steps, n_walkers, ndim) and ``log_prob`` (n_steps, n_walkers) in the
-        sampler's coordinates, ``names`` (one per column), and ``attrs`` (mode, temperature,
-        whitening for mode ``"full"``: θ = V (t_center + u / scale)).
-    """
-    path = Path(path)
-    if path.suffix in _HDF_SUFFIXES:
-        import h5py
-
-        backend = emcee.backends.HDFBackend(str(path), name=_HDF_GROUP, read_only=True)
-        with h5py.File(path, "r") as f:
-            group = f[_HDF_GROUP]
-            attrs = json.loads(group.attrs["uqcalc"])
-            for key in ("V", "t_center", "scale"):
-                if key in group:
-                    attrs[key] = group[key][()]
-        return {"chain": backend.get_chain(), "log_prob": backend.get_log_prob(),
-                "names": attrs.pop("names"), "attrs": attrs}
-    if path.suffix == ".nc":
-        idata = _arviz().from_netcdf(str(path))
-        post = idata.posterior
-        attrs = json.loads(post.attrs["uqcalc"])
-        names = attrs.pop("names")
-        columns = []
-        for var in attrs["var_names"]:
-            block = post[var].transpose("draw", "chain", ...).values
-            columns.append(block.reshape(block.shape[0], block.shape[1], -1))
-        lp = idata.sample_stats["lp"].transpose("draw", "chain").values
-        return {"chain": np.concatenate(columns, axis=-1), "log_prob": lp, "names": names, "attrs": attrs}
-    raise ValueError(f"unknown chain file type {path.suffix!r}; use one of {_HDF_SUFFIXES + ('.nc',)}")
-
-
+@fill_doc(gamma_prior=GAMMA_PRIOR.doc)
 class MCMC(Backend):
     """Posterior sampling of a linear model with emcee (collapsed or full).
 
@@ -123,27 +97,28 @@ class MCMC(Backend):
         ``"collapsed"``: emcee over (log α, log λ) with θ drawn exactly given them (default).
         ``"full"``: emcee over (θ, log α, log λ) jointly; a validation sampler for small P.
     n_walkers : int, optional
-        Walkers (default 32 for ``"collapsed"``, 2·ndim + 2 for ``"full"``).
+        Walkers, ≥ 2 (default 32 for ``"collapsed"``, 2·ndim + 2 for ``"full"``).
     n_steps, burn_in, thin : int
-        Steps per walker, steps discarded, and thinning of the retained chain.
+        Steps per walker (≥ 1), steps discarded (0 ≤ burn_in < n_steps), and thinning of the
+        retained chain (≥ 1).
     n_members : int
-        Members drawn (without replacement where possible) from the retained chain.
+        Members drawn (without replacement where possible) from the retained chain, ≥ 1.
     temperature : float or "natural"
-        Divide the log-likelihood by T; ``"natural"`` uses T₀ = 2C₀/P (module docstring).
+        Divide the log-likelihood by T > 0; ``"natural"`` uses T₀ = 2C₀/P (module docstring).
     fix_hyperparameters : (alpha, lambda), optional
-        Hold α and/or λ fixed (``None`` in a slot leaves it sampled). With both fixed the collapsed
-        mode needs no chain: members are exact draws.
-    alpha_1, alpha_2, lambda_1, lambda_2 : float
-        Gamma hyperprior shape/rate, as in :class:`~uqcalc.backends.BayesianRidge`.
+        Hold α and/or λ fixed at a positive value (``None`` in a slot leaves it sampled). With
+        both fixed the collapsed mode needs no chain: members are exact draws.
+    {gamma_prior}
     moves : emcee move(s), optional
-        Default ``emcee.moves.DEMove()`` (differential evolution). On a P = 56, N = 12 000 design
-        its integrated autocorrelation time was ~7 steps collapsed and ~150–190 full, against ~29
-        and ~400 for emcee's default stretch move (even in whitened coordinates).
-    random_state : int, Generator or None
+        A Move or a list of Moves or (Move, weight) pairs. Default ``emcee.moves.DEMove()``
+        (differential evolution). On a P = 56, N = 12 000 design its integrated autocorrelation
+        time was ~7 steps collapsed and ~150–190 full, against ~29 and ~400 for emcee's default
+        stretch move (even in whitened coordinates).
+    random_state : int, Generator, SeedSequence or None
         Seeds the walker start, emcee's RandomState, the member choice and the θ draws.
     store : path, optional
-        Write the chain: ``.h5``/``.hdf5`` (emcee HDF backend, written while sampling) or ``.nc``
-        (arviz netCDF). Read it back with :func:`read_chain`.
+        Write the chain: ``.h5``/``.hdf5``/``.hdf`` (emcee HDF backend, written while sampling) or
+        ``.nc`` (arviz netCDF). Read it back with :func:`read_chain`.
     progress : bool
         emcee progress bar.
 
@@ -161,54 +136,59 @@ class MCMC(Backend):
     ``sampler_`` (emcee), ``chain_`` (retained flat chain), ``alpha_``/``lambda_`` (their samples).
     """
 
-    def __init__(self, mode="collapsed", n_walkers=None, n_steps=2000, burn_in=500, thin=1,
-                 n_members=100, temperature=1.0, fix_hyperparameters=None, alpha_1=1e-6,
-                 alpha_2=1e-6, lambda_1=1e-6, lambda_2=1e-6, moves=None, random_state=None,
-                 store=None, progress=False):
-        self.mode = mode
-        self.n_walkers = n_walkers
-        self.n_steps = n_steps
-        self.burn_in = burn_in
-        self.thin = thin
-        self.n_members = n_members
-        self.temperature = temperature
-        self.fix_hyperparameters = fix_hyperparameters
-        self.alpha_1 = alpha_1
-        self.alpha_2 = alpha_2
-        self.lambda_1 = lambda_1
-        self.lambda_2 = lambda_2
-        self.moves = moves
-        self.random_state = random_state
-        self.store = store
-        self.progress = progress
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        "mode": [Options(str, ("collapsed", "full"))],
+        "n_walkers": [Interval(Integral, 2, None, closed="left"), None],
+        "n_steps": [Interval(Integral, 1, None, closed="left")],
+        "burn_in": [Interval(Integral, 0, None, closed="left")],
+        "thin": [Interval(Integral, 1, None, closed="left")],
+        "n_members": [Interval(Integral, 1, None, closed="left")],
+        "temperature": [_POSITIVE, Options(str, ("natural",))],
+        "fix_hyperparameters": [None, Satisfies(_is_hyperparameter_pair,
+                                                "a pair (alpha or None, lambda or None) of positive floats")],
+        **GAMMA_PRIOR.constraints,
+        "moves": [None, Satisfies(_is_moves, "an emcee Move or a list of Moves or (Move, weight) pairs")],
+        "random_state": ["random_state"],
+        "store": [None, PathLike(CHAIN_SUFFIXES)],
+        "progress": ["boolean"],
+    }
+    # at least one retained step
+    _parameter_relations = (Relation(("burn_in", "n_steps"), lambda burn_in, n_steps: burn_in < n_steps,
+                                     "burn_in < n_steps"),)
+
+    def __init__(
+        self,
+        *,
+        mode: str = "collapsed",
+        n_walkers: int | None = None,
+        n_steps: int = 2000,
+        burn_in: int = 500,
+        thin: int = 1,
+        n_members: int = 100,
+        temperature: float | str = 1.0,
+        fix_hyperparameters: tuple[float | None, float | None] | None = None,
+        alpha_1: float = GAMMA_PRIOR.alpha_1, alpha_2: float = GAMMA_PRIOR.alpha_2,
+        lambda_1: float = GAMMA_PRIOR.lambda_1, lambda_2: float = GAMMA_PRIOR.lambda_2,
+        moves=None,
+        random_state: RandomStateLike = None,
+        store=None,
+        progress: bool = False,
+    ):
+        self._store_params(locals())
 
     # -- setup ---------------------------------------------------------------------------------
 
-    def _check(self):
-        if self.mode not in ("collapsed", "full"):
-            raise ValueError(f"mode must be 'collapsed' or 'full', got {self.mode!r}")
-        if isinstance(self.temperature, str):
-            if self.temperature != "natural":
-                raise ValueError(f"temperature must be > 0 or 'natural', got {self.temperature!r}")
-        elif not float(self.temperature) > 0:
-            raise ValueError(f"temperature must be > 0 or 'natural', got {self.temperature!r}")
-        if not 0 <= self.burn_in < self.n_steps:
-            raise ValueError(f"need 0 <= burn_in < n_steps, got burn_in={self.burn_in}, n_steps={self.n_steps}")
-        if self.thin < 1 or self.n_members < 1:
-            raise ValueError("thin and n_members must be >= 1")
-        fixed = self.fix_hyperparameters
-        if fixed is None:
-            fixed = (None, None)
-        if len(fixed) != 2 or any(v is not None and not float(v) > 0 for v in fixed):
-            raise ValueError(f"fix_hyperparameters must be (alpha|None, lambda|None) with positive values, got {fixed!r}")
+    def _fixed(self) -> tuple[float | None, float | None]:
+        """``fix_hyperparameters`` as (α or None, λ or None) floats."""
+        fixed = (None, None) if self.fix_hyperparameters is None else self.fix_hyperparameters
         return tuple(None if v is None else float(v) for v in fixed)
 
     def _model(self, design, fixed):
         """Sufficient statistics, reference fit, temperature, and the tempered posterior."""
         XtX, Xty, yty = design.gram()
         n = n_effective_rows(design)
-        fit = evidence_ridge(XtX, Xty, yty, n, alpha_1=self.alpha_1, alpha_2=self.alpha_2,
-                             lambda_1=self.lambda_1, lambda_2=self.lambda_2)
+        prior = GAMMA_PRIOR.values(self)  # alpha_1, alpha_2, lambda_1, lambda_2 in this order
+        fit = evidence_ridge(XtX, Xty, yty, n, **prior)
         eig = (fit.eigvals, fit.eigvecs)
         alpha0 = fit.alpha if fixed[0] is None else fixed[0]
         lam0 = fit.lambda_ if fixed[1] is None else fixed[1]
@@ -228,8 +208,7 @@ class MCMC(Backend):
             T = natural_temperature(residual, design.n_params, alpha0)
         else:
             T = float(self.temperature)
-        hyper = (self.alpha_1, self.alpha_2, self.lambda_1, self.lambda_2)
-        model = LinearGaussianPosterior(XtX, Xty, n, theta_hat, residual, T, hyper, eig=eig)
+        model = LinearGaussianPosterior(XtX, Xty, n, theta_hat, residual, T, tuple(prior.values()), eig=eig)
         return model, info
 
     @staticmethod
@@ -278,7 +257,8 @@ class MCMC(Backend):
 
     def fit(self, design) -> ParameterEnsemble:
         """Sample the posterior of ``design`` and return the ensemble."""
-        fixed = self._check()
+        self._validate_params()
+        fixed = self._fixed()
         rng = self._rng(self.random_state)
         model, info = self._model(design, fixed)
         if self.temperature == "natural" and fixed == (None, None):
@@ -343,7 +323,7 @@ class MCMC(Backend):
         moves = self.moves if self.moves is not None else emcee.moves.DEMove()
 
         seed = int(rng.integers(2**32))
-        backend = self._hdf_backend(n_walkers, ndim)
+        backend = hdf_backend(self.store, n_walkers, ndim)
         sampler = emcee.EnsembleSampler(n_walkers, ndim, log_prob, moves=moves, backend=backend, vectorize=True)
         sampler.random_state = np.random.RandomState(seed).get_state()
         start = time.perf_counter()
@@ -368,7 +348,8 @@ class MCMC(Backend):
         cov = 0.5 * (cov + cov.T)
         self.sampler_, self.chain_, self.alpha_, self.lambda_ = sampler, flat, alpha, lam
 
-        idata, diagnostics = self._diagnostics(sampler, names, slices, dims, wall)
+        idata, diagnostics = chain_diagnostics(sampler, names, slices, dims, wall,
+                                               burn_in=self.burn_in, thin=self.thin, n_steps=self.n_steps)
         extra["diagnostics"] = diagnostics
         if self.store is not None:
             extra["chain_file"] = str(self.store)
@@ -410,87 +391,13 @@ class MCMC(Backend):
         cov_t = between + np.diag(v / K)
         return model.V @ (ref + mu), model.V @ cov_t @ model.V.T
 
-    def _diagnostics(self, sampler, names, slices, dims, wall):
-        az = _arviz()
-        with _quiet_emcee():
-            tau = np.atleast_1d(sampler.get_autocorr_time(discard=self.burn_in, quiet=True))
-        retained = sampler.iteration - self.burn_in
-        ess_emcee = sampler.nwalkers * retained / tau
-        idata = az.from_emcee(sampler, var_names=names["var_names"], slices=slices, dims=dims)
-        # arviz's rank-normalised ESS/R-hat cost ~30 s on 118 walkers × 7000 steps × 58 columns;
-        # at most _ARVIZ_DRAWS draws per walker keep them cheap and only lower (never inflate) ESS
-        step = max(int(self.thin), int(np.ceil(retained / _ARVIZ_DRAWS)))
-        post = idata.posterior.sel(draw=slice(self.burn_in, None, step))
-        ess_bulk = az.ess(post, method="bulk")
-        ess_tail = az.ess(post, method="tail")
-        rhat = az.rhat(post)
-
-        def per_column(ds):
-            return np.concatenate([np.atleast_1d(ds[v].values).ravel() for v in names["var_names"]])
-
-        bulk, tail, rh = per_column(ess_bulk), per_column(ess_tail), per_column(rhat)
-        tau_max = float(np.nanmax(tau))
-        if not self.n_steps >= 50 * tau_max:
-            warnings.warn(
-                f"MCMC chains are short: n_steps={self.n_steps} < 50·τ = {50 * tau_max:.0f} "
-                f"(max integrated autocorrelation time τ = {tau_max:.1f} steps); "
-                "increase n_steps or treat the ensemble as unconverged",
-                UserWarning, stacklevel=3,
-            )
-        ess_min = float(np.min(ess_emcee))
-        return idata, {
-            "names": names["columns"],
-            "tau": tau.tolist(),
-            "tau_max": tau_max,
-            "ess": ess_emcee.tolist(),
-            "ess_min": ess_min,
-            "ess_bulk": bulk.tolist(),
-            "ess_tail": tail.tolist(),
-            "rhat": rh.tolist(),
-            "ess_bulk_min": float(np.min(bulk)),
-            "rhat_max": float(np.max(rh)),
-            "arviz_thin": step,
-            "acceptance_fraction": float(np.mean(sampler.acceptance_fraction)),
-            "n_walkers": int(sampler.nwalkers),
-            "n_steps": int(self.n_steps),
-            "wall_time_s": wall,
-            "ess_per_second": ess_min / wall if wall > 0 else None,
-        }
-
-    def _hdf_backend(self, n_walkers, ndim):
-        if self.store is None:
-            return None
-        path = Path(self.store)
-        if path.suffix == ".nc":
-            return None
-        if path.suffix not in _HDF_SUFFIXES:
-            raise ValueError(f"store: unknown chain file type {path.suffix!r}; use one of {_HDF_SUFFIXES + ('.nc',)}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        backend = emcee.backends.HDFBackend(str(path), name=_HDF_GROUP)
-        backend.reset(n_walkers, ndim)  # overwrite a previous chain of the same name
-        return backend
-
     def _write_store(self, idata, names, model, t_center, scale, free, slices):
-        path = Path(self.store)
         attrs = {"mode": self.mode, "temperature": model.T, "names": names["columns"],
                  "var_names": names["var_names"], "free": list(free),
                  "burn_in": int(self.burn_in), "thin": int(self.thin)}
-        if path.suffix == ".nc":
-            idata.posterior.attrs["uqcalc"] = json.dumps(attrs)
-            if path.exists():
-                path.unlink()
-            idata.to_netcdf(str(path))
-            return
-        import h5py
-
-        with h5py.File(path, "a") as f:
-            group = f[_HDF_GROUP]
-            group.attrs["uqcalc"] = json.dumps(attrs)
-            if self.mode == "full":
-                for key, value in (("V", model.V), ("t_center", t_center), ("scale", scale)):
-                    if key in group:
-                        del group[key]
-                    group[key] = value
+        # the full sampler's whitening maps the stored u back to θ = V (t_center + u / scale)
+        arrays = {"V": model.V, "t_center": t_center, "scale": scale} if self.mode == "full" else None
+        write_chain(self.store, idata, attrs, arrays)
 
     def _ensemble(self, design, theta, members, cov, noise_variance, extra):
         metadata = self._metadata(design, **extra)

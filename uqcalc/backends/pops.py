@@ -18,27 +18,38 @@ projection pass each cost ~2NP² flops (the last 2NPR).
 Which rows build the box matters as much as the formula (``METHODS.md`` §3): a correction has
 C-norm |e_n|/√h_n, so low-leverage rows with finite residuals inflate the box. Row selection is
 explicit (``row_kinds``, ``leverage_percentile``, ``min_residual``, ``percentile_clipping``) and
-:meth:`POPS.select` chooses it on held-out rows.
+:meth:`POPS.select` chooses it on held-out rows (the study itself is :mod:`.selection`).
+
+The module stays at ~450 lines because the four passes share one ridge state (θ̄, C⁻¹, h, e)
+and the row mask; split further they would pass that state across modules for no gain.
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
+from numbers import Integral, Real
+from typing import ClassVar
 
 import numpy as np
 from scipy.linalg import eigh
 
-from ..ensemble import ParameterEnsemble
+from ..design import KINDS
+from ..ensemble import _SAMPLERS, ParameterEnsemble
+from . import selection
 from .base import Backend
-from .bayes import evidence_ridge, gram_eigh, n_effective_rows
+from .bayes import EVIDENCE, evidence_ridge, gram_eigh, n_effective_rows
+from .params import Interval, Options, RandomStateLike, Satisfies, fill_doc
 
 __all__ = ["POPS", "pops_corrections"]
 
-_POSTERIORS = ("hypercube", "ensemble")
-_SAMPLERS = ("uniform", "sobol", "halton", "lhs")
+_NONNEGATIVE = Interval(Real, 0, None, closed="left")
 # hyperparameters that change θ̄ / C (the rest only change which rows build the posterior)
-_RIDGE_PARAMS = ("ridge", "alpha_1", "alpha_2", "lambda_1", "lambda_2", "alpha_init", "lambda_init", "max_iter", "tol")
+_RIDGE_PARAMS = ("ridge", *EVIDENCE.names)
+
+
+def _is_kinds(value) -> bool:
+    """A non-empty tuple/list of row kinds (a single kind is accepted as a plain string)."""
+    return isinstance(value, tuple | list) and len(value) > 0 and all(k in KINDS for k in value)
 
 
 @dataclass
@@ -127,6 +138,7 @@ class _Extremes:
         return lo, hi
 
 
+@fill_doc(evidence=EVIDENCE.doc)
 class POPS(Backend):
     """Pointwise optimal parameter sets (Swinburne & Perez 2025) on a design matrix.
 
@@ -138,33 +150,33 @@ class POPS(Backend):
         How hypercube members are drawn (scrambled and seeded for the quasi-random ones).
     n_members : int or None
         Hypercube: members drawn in the box (None: one per kept row). Ensemble: members kept
-        (a seeded subsample of the kept rows; None keeps them all, K × P memory).
+        (a seeded subsample of the kept rows; None keeps them all, K × P memory). ≥ 0.
     percentile_clipping : float
-        q > 0: box = [q, 100 − q] percentiles of the projected corrections per axis (then the
-        box no longer covers every kept row); 0: [min, max], the method as published.
-        Default 1 (see Notes).
-    row_kinds : tuple of str or None
-        Row kinds whose corrections build the posterior (None: all kinds). θ̄ always uses
-        every row.
+        q in [0, 50). q > 0: box = [q, 100 − q] percentiles of the projected corrections per
+        axis (then the box no longer covers every kept row); 0: [min, max], the method as
+        published. Default 1 (see Notes).
+    row_kinds : tuple of str, str or None
+        Row kinds (``"energy"``, ``"force"``, ``"stress"``) whose corrections build the posterior
+        (None: all kinds). θ̄ always uses every row.
     leverage_percentile : float
-        Keep rows whose leverage is ≥ this percentile of the candidate rows' leverages
-        (0: keep all).
+        In [0, 100). Keep rows whose leverage is ≥ this percentile of the candidate rows'
+        leverages (0: keep all).
     min_residual : float
-        Keep rows with |e_n| ≥ min_residual × RMSE of the candidate rows (0: keep all).
+        Keep rows with |e_n| ≥ min_residual × RMSE of the candidate rows (0: keep all); ≥ 0.
     min_leverage : float
         Tiny-h clamp: rows with h_n ≤ min_leverage are dropped; their correction (e/h)a is
         numerically undefined (x_n ≈ 0, e.g. a force component fixed by symmetry). Training
-        rows have 0 < h_n < 1.
+        rows have 0 < h_n < 1. ≥ 0.
     mode_threshold : float
-        τ: keep box axes with TᵀT eigenvalue > τ·max.
+        τ in [0, 1): keep box axes with TᵀT eigenvalue > τ·max (τ ≥ 1 would keep none).
     ridge : float or None
-        C = XᵀWX + ridge·I. None: λ/α of the evidence fit. With a given ridge, α is re-estimated
-        as (N − γ)/‖y − Xθ̄‖² and λ = ridge·α for the Bayesian covariance term.
-    alpha_1, alpha_2, lambda_1, lambda_2, alpha_init, lambda_init, max_iter, tol
-        Evidence fit (:func:`~uqcalc.backends.bayes.evidence_ridge`).
+        C = XᵀWX + ridge·I, ridge ≥ 0. None: λ/α of the evidence fit (the hyperparameters
+        below, :func:`~uqcalc.backends.bayes.evidence_ridge`). With a given ridge, α is
+        re-estimated as (N − γ)/‖y − Xθ̄‖² and λ = ridge·α for the Bayesian covariance term.
+    {evidence}
     chunk_rows : int
-        Rows per block in every pass.
-    random_state : int, Generator or None
+        Rows per block in every pass, ≥ 1.
+    random_state : int, Generator, SeedSequence or None
         Seed of the member draws / subsample.
 
     Notes
@@ -183,6 +195,23 @@ class POPS(Backend):
     misspecification, which the box already describes (α is in the metadata).
     """
 
+    _parameter_constraints: ClassVar[dict[str, list]] = {
+        "posterior": [Options(str, ("hypercube", "ensemble"))],
+        "sampler": [Options(str, _SAMPLERS)],
+        "n_members": [Interval(Integral, 0, None, closed="left"), None],
+        "percentile_clipping": [Interval(Real, 0, 50, closed="left")],
+        "row_kinds": [None, Options(str, KINDS), Satisfies(_is_kinds, f"a tuple of row kinds from {KINDS}")],
+        "leverage_percentile": [Interval(Real, 0, 100, closed="left")],
+        "min_residual": [_NONNEGATIVE],
+        "min_leverage": [_NONNEGATIVE],
+        # τ ≥ 1 keeps no axis (eigenvalue > τ·max never holds): a zero-width box, always a mistake
+        "mode_threshold": [Interval(Real, 0, 1, closed="left")],
+        "ridge": [_NONNEGATIVE, None],
+        **EVIDENCE.constraints,
+        "chunk_rows": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self,
         *,
@@ -190,63 +219,19 @@ class POPS(Backend):
         sampler: str = "uniform",
         n_members: int | None = 1000,
         percentile_clipping: float = 1.0,
-        row_kinds: tuple[str, ...] | None = None,
+        row_kinds: tuple[str, ...] | str | None = None,
         leverage_percentile: float = 0.0,
         min_residual: float = 0.0,
         min_leverage: float = 1e-12,
         mode_threshold: float = 1e-8,
         ridge: float | None = None,
-        alpha_1: float = 1e-6,
-        alpha_2: float = 1e-6,
-        lambda_1: float = 1e-6,
-        lambda_2: float = 1e-6,
-        alpha_init: float | None = None,
-        lambda_init: float | None = None,
-        max_iter: int = 300,
-        tol: float = 1e-6,
-        chunk_rows: int = 8192,
-        random_state=None,
+        alpha_1: float = EVIDENCE.alpha_1, alpha_2: float = EVIDENCE.alpha_2,
+        lambda_1: float = EVIDENCE.lambda_1, lambda_2: float = EVIDENCE.lambda_2,
+        alpha_init: float | None = EVIDENCE.alpha_init, lambda_init: float | None = EVIDENCE.lambda_init,
+        max_iter: int = EVIDENCE.max_iter, tol: float = EVIDENCE.tol,
+        chunk_rows: int = 8192, random_state: RandomStateLike = None,
     ):
-        self.posterior = posterior
-        self.sampler = sampler
-        self.n_members = n_members
-        self.percentile_clipping = percentile_clipping
-        self.row_kinds = row_kinds
-        self.leverage_percentile = leverage_percentile
-        self.min_residual = min_residual
-        self.min_leverage = min_leverage
-        self.mode_threshold = mode_threshold
-        self.ridge = ridge
-        self.alpha_1 = alpha_1
-        self.alpha_2 = alpha_2
-        self.lambda_1 = lambda_1
-        self.lambda_2 = lambda_2
-        self.alpha_init = alpha_init
-        self.lambda_init = lambda_init
-        self.max_iter = max_iter
-        self.tol = tol
-        self.chunk_rows = chunk_rows
-        self.random_state = random_state
-
-    # -- validation ------------------------------------------------------------------------
-
-    def _check(self) -> None:
-        if self.posterior not in _POSTERIORS:
-            raise ValueError(f"posterior must be one of {_POSTERIORS}, got {self.posterior!r}")
-        if self.sampler not in _SAMPLERS:
-            raise ValueError(f"sampler must be one of {_SAMPLERS}, got {self.sampler!r}")
-        if not 0 <= self.percentile_clipping < 50:
-            raise ValueError("percentile_clipping must be in [0, 50)")
-        if not 0 <= self.leverage_percentile < 100:
-            raise ValueError("leverage_percentile must be in [0, 100)")
-        if self.min_residual < 0 or self.min_leverage < 0 or self.mode_threshold < 0:
-            raise ValueError("min_residual, min_leverage and mode_threshold must be >= 0")
-        if self.ridge is not None and self.ridge < 0:
-            raise ValueError("ridge must be >= 0")
-        if self.n_members is not None and int(self.n_members) < 0:
-            raise ValueError("n_members must be >= 0 or None")
-        if int(self.chunk_rows) < 1:
-            raise ValueError("chunk_rows must be >= 1")
+        self._store_params(locals())
 
     # -- passes ------------------------------------------------------------------------------
 
@@ -270,8 +255,7 @@ class POPS(Backend):
         s, V = gram_eigh(XtX)
         if self.ridge is None:
             res, info = evidence_ridge(
-                XtX, Xty, yty, n, eig=(s, V), full_output=True,
-                **{k: getattr(self, k) for k in _RIDGE_PARAMS if k != "ridge"},
+                XtX, Xty, yty, n, eig=(s, V), full_output=True, **EVIDENCE.values(self),
             )
             theta, alpha, lam = res.theta, res.alpha, res.lambda_
             ridge = lam / alpha
@@ -393,19 +377,23 @@ class POPS(Backend):
 
     def fit(self, design) -> ParameterEnsemble:
         """Fit to a DesignMatrix; return an ensemble with the exact box (hypercube posterior)."""
-        self._check()
+        self._validate_params()
         return self._fit_from_state(design, self._ridge_state(design, fuse=True))
 
+    def _ridge_key(self) -> tuple:
+        """Equal for two settings that share θ̄, C and the leverage pass (``select`` reuses them)."""
+        return tuple(repr(getattr(self, k)) for k in _RIDGE_PARAMS)
+
     def _fit_from_state(self, design, state: _RidgeState) -> ParameterEnsemble:
-        self._check()
+        """The posterior from a ridge state; hyperparameters already validated by the caller."""
         kept, stats = self._kept_rows(design, state)
         rng = self._rng(self.random_state)
         K = stats["n_kept"]
-        meta_common = dict(
-            alpha=state.alpha, lambda_=state.lambda_, ridge=state.ridge,
-            rmse_weighted=float(np.sqrt(np.mean(state.e**2))) if state.e.size else 0.0,
-            rows=stats,
-        )
+        meta_common = {
+            "alpha": state.alpha, "lambda_": state.lambda_, "ridge": state.ridge,
+            "rmse_weighted": float(np.sqrt(np.mean(state.e**2))) if state.e.size else 0.0,
+            "rows": stats,
+        }
         if self.posterior == "hypercube":
             U, lower, upper, _, evals = self._box(design, kept, state)
             box = ParameterEnsemble(state.theta, axes=U, lower=lower, upper=upper)
@@ -438,23 +426,12 @@ class POPS(Backend):
         meta = self._metadata(design, **meta_common)
         return ParameterEnsemble(state.theta, members=members, covariance=G / K + state.bayes_cov, metadata=meta)
 
-    # -- row-selection study --------------------------------------------------------------
+    # -- row-selection study (in .selection) ------------------------------------------------
 
     @staticmethod
     def default_candidates(design) -> list[dict]:
         """A small grid over row kinds × leverage percentile × percentile clipping."""
-        present = set(np.unique(design.kind).tolist())
-        kinds_options = [None]
-        if "energy" in present and len(present) > 1:
-            kinds_options.append(("energy",))
-            if "stress" in present:
-                kinds_options.append(("energy", "stress"))
-        return [
-            {"row_kinds": kinds, "leverage_percentile": lev, "percentile_clipping": clip}
-            for kinds in kinds_options
-            for lev in (0.0, 50.0, 90.0)
-            for clip in (0.0, 1.0, 5.0)
-        ]
+        return selection.default_candidates(design)
 
     def select(
         self,
@@ -463,15 +440,15 @@ class POPS(Backend):
         candidates: list[dict] | None = None,
         target_coverage: float = 0.9,
         validation_kinds=None,
-    ):
-        """Choose row selection / clipping on held-out rows.
+    ) -> tuple[POPS, list[dict]]:
+        """Choose row selection / clipping on held-out rows (:func:`.selection.select`).
 
         Each candidate (a dict of hyperparameter overrides on ``self``) is fitted on
         ``design``; its bounds (exact for a hypercube, sampled for an ensemble) are evaluated on
         the rows of ``validation_design`` (optionally only ``validation_kinds``). The narrowest
         candidate (mean upper − lower) whose coverage reaches ``target_coverage`` wins; if none
-        does, the one with the highest coverage (with a warning). The ridge fit and leverage
-        pass are shared by candidates that do not change the ridge hyperparameters.
+        does, the one with the highest coverage (with a warning). Invalid hyperparameters in
+        ``self`` or any candidate raise before anything is fitted.
 
         Returns
         -------
@@ -481,45 +458,4 @@ class POPS(Backend):
             Per candidate: ``settings``, ``coverage``, ``mean_width``, ``n_kept``, ``rank``,
             ``error`` (if the candidate could not be fitted).
         """
-        candidates = self.default_candidates(design) if candidates is None else list(candidates)
-        if not candidates:
-            raise ValueError("no candidates")
-        mask = validation_design.rows_of(validation_kinds)
-        Xv, yv = validation_design.X[mask], validation_design.y[mask]
-        if Xv.shape[0] == 0:
-            raise ValueError("no validation rows")
-        states = {}
-        table = []
-        for settings in candidates:
-            pops = self.clone(**settings)
-            key = tuple(repr(getattr(pops, k)) for k in _RIDGE_PARAMS)
-            if key not in states:
-                states[key] = pops._ridge_state(design, fuse=True)
-            row = {"settings": dict(settings)}
-            try:
-                ens = pops._fit_from_state(design, states[key])
-            except ValueError as err:
-                row.update(coverage=np.nan, mean_width=np.nan, n_kept=0, rank=0, error=str(err))
-                table.append(row)
-                continue
-            pred = ens.predict(Xv, return_members=False)
-            row.update(
-                coverage=float(np.mean((pred.lower <= yv) & (yv <= pred.upper))),
-                mean_width=float(np.mean(pred.upper - pred.lower)),
-                n_kept=ens.metadata["rows"]["n_kept"],
-                rank=int(ens.axes.shape[1]) if ens.has_box else None,
-            )
-            table.append(row)
-        ok = [r for r in table if np.isfinite(r["coverage"])]
-        if not ok:
-            raise ValueError("no candidate could be fitted: " + "; ".join(r.get("error", "") for r in table))
-        reaching = [r for r in ok if r["coverage"] >= target_coverage]
-        if reaching:
-            best = min(reaching, key=lambda r: r["mean_width"])
-        else:
-            best = max(ok, key=lambda r: (r["coverage"], -r["mean_width"]))
-            warnings.warn(
-                f"no candidate reached coverage {target_coverage}; chose the highest ({best['coverage']:.3f})",
-                RuntimeWarning, stacklevel=2,
-            )
-        return self.clone(**best["settings"]), table
+        return selection.select(self, design, validation_design, candidates, target_coverage, validation_kinds)
