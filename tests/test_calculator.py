@@ -543,3 +543,270 @@ def test_snap_members_fd_and_single_evaluation(snap_model):
     assert a.get_potential_energy() == pytest.approx(calc.results["energy_ensemble"][0], rel=1e-12)
     np.testing.assert_allclose(a.get_forces(), calculate_numerical_forces(a, eps=1e-5), atol=1e-5)
     np.testing.assert_allclose(a.get_stress(), calculate_numerical_stress(a, eps=1e-6), atol=1e-6)
+
+
+# -- one cache policy (uqcalc._calcbase) ------------------------------------------------
+
+
+def test_cache_policy_table():
+    from uqcalc._calcbase import plan
+
+    full = ("energy", "forces", "stress")
+    cached = {"energy": -1.0, "free_energy": -1.0, "forces": 0, "stress": 0}
+    assert plan(["energy"], ["positions"], cached) == full  # new geometry: everything again
+    assert plan(["forces_std"], [], {}) == full  # nothing computed (or a failed evaluation)
+    assert plan(["energies"], ["cell"], cached) == full + ("energies",)
+    assert plan(["energy"], ["positions"], {}, per_atom=True) == full + ("energies",)
+    assert plan(["energy"], ["pbc"], {}, stress=False) == ("energy", "forces")
+    for key in ("energy", "free_energy", "forces", "stress_upper", "forces_ensemble"):
+        assert plan([key], [], cached) == ()  # served from results
+    for key in ("energies", "energies_std", "energies_ensemble"):
+        assert plan([key], [], cached) == ("energies",)  # only the per-atom block is new
+        assert plan([key], [], {**cached, "energies": 0}) == ()
+
+
+def committee_of(descriptor, thetas, **kwargs):
+    return CommitteeCalculator([LinearPotential(descriptor, t) for t in thetas], **kwargs)
+
+
+KINDS = {
+    # name: (calculator on a descriptor, evaluations per calculator evaluation)
+    "linear": (lambda d, ens: LinearPotential(d, ens.theta), 1),
+    "uq": (lambda d, ens: UQCalculator(d, ens), 1),
+    "committee": (lambda d, ens: committee_of(d, ens.members[:3]), 3),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_cache_policy_counts_descriptor_evaluations(model, kind):
+    make, factor = KINDS[kind]
+    descriptor = CountingDescriptor(model[0])
+    calc = make(descriptor, model[1])
+    atoms = rattled()
+    atoms.calc = calc
+
+    def step(action, expected):
+        before = len(descriptor.calls)
+        action()
+        assert descriptor.calls[before:] == expected * factor, action
+
+    def move():
+        atoms.positions[0, 0] += 0.01
+        atoms.get_forces()
+
+    def strain():
+        atoms.set_cell(atoms.cell * 1.001, scale_atoms=True)
+        atoms.get_potential_energies()
+
+    def same_values():
+        atoms.positions = atoms.positions.copy()  # a new array with the same geometry
+        atoms.get_forces()
+
+    def get_properties():
+        atoms.positions[1, 1] -= 0.01
+        atoms.get_properties(["energy", "forces"])
+
+    step(atoms.get_potential_energy, [False])
+    step(atoms.get_forces, [])
+    step(atoms.get_stress, [])
+    step(lambda: atoms.get_potential_energy(force_consistent=True), [])
+    if kind != "linear":
+        step(lambda: [calc.get_property(k, atoms) for k in UNCERTAINTY_KEYS if not k.startswith("energies")], [])
+    step(atoms.get_potential_energies, [True])  # one more evaluation, per-atom rows only
+    step(atoms.get_potential_energies, [])
+    step(atoms.get_forces, [])
+    step(move, [False])
+    step(strain, [True])  # energies asked first on a new geometry: one evaluation with them
+    step(atoms.get_stress, [])
+    step(same_values, [])
+    step(get_properties, [False])
+    step(atoms.get_potential_energy, [])
+    twin = atoms.copy()
+    twin.calc = calc
+    step(twin.get_forces, [])  # another Atoms object with the same geometry
+    assert atoms.get_potential_energies().sum() == pytest.approx(atoms.get_potential_energy(), rel=1e-12)
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_failed_evaluation_leaves_nothing_for_any_calculator(model, kind):
+    calc = KINDS[kind][0](model[0], model[1])
+    atoms = rattled()
+    atoms.calc = calc
+    atoms.get_potential_energies()
+    atoms.positions[1] = atoms.positions[0]
+    for get in (atoms.get_potential_energy, atoms.get_forces, atoms.get_potential_energies):
+        with pytest.raises(ValueError, match="overlap"):
+            get()
+        assert calc.results == {}
+
+
+def test_lammps_potential_shares_the_cache_policy():
+    from uqcalc.datasets.tungsten import teacher
+
+    calc = teacher()
+    runs = []
+    evaluate = calc._evaluate
+    calc._evaluate = lambda blocks: (runs.append(blocks), evaluate(blocks))
+    atoms = rattled()
+    atoms.calc = calc
+    atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress(), atoms.get_potential_energies()
+    assert runs == [("energy", "forces", "stress", "energies")]  # one run 0 gives every key
+    atoms.positions[0, 0] += 0.01
+    atoms.get_potential_energies(), atoms.get_forces()
+    assert len(runs) == 2
+    small = cluster()
+    small.calc = calc
+    small.get_potential_energy()
+    assert runs[-1] == ("energy", "forces", "energies")
+    with pytest.raises(PropertyNotImplementedError, match="volume"):
+        small.get_stress()
+    assert len(runs) == 3
+    calc.close()
+
+
+# -- the result assembler: committee of member potentials as an oracle ----------------
+
+
+def test_committee_and_linear_ensemble_assemble_identical_keys(model):
+    descriptor, ens = model
+    # theta = member mean and a member-only ensemble: every key of the linear ensemble then
+    # has the committee's definition (mean, ddof=1 std, min/max, members)
+    members = ens.members
+    linear = UQCalculator(descriptor, ParameterEnsemble(members.mean(axis=0), members=members), bounds="sampled")
+    committee = committee_of(descriptor, members)
+    atoms = rattled(seed=13)
+    a, b = all_results(linear, atoms), all_results(committee, atoms)  # energies* last: a per-atom pass
+    assert set(a) == set(b) == set(POINT_KEYS) | set(UNCERTAINTY_KEYS)
+    for key in a:
+        assert type(a[key]) is type(b[key]), key
+        assert np.shape(a[key]) == np.shape(b[key]), key
+        scale = max(1.0, float(np.abs(b[key]).max()))
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-9, atol=1e-10 * scale, err_msg=key)
+    assert isinstance(a["energy_std"], float) and a["free_energy"] == a["energy"]
+    assert a["forces_ensemble"].shape == (len(members), len(atoms), 3)
+
+
+def test_store_block_and_member_spread():
+    from uqcalc._results import member_spread, store_block
+
+    results = {}
+    store_block(results, "energy", *member_spread(np.array([1.0, 2.0, 4.0])))
+    assert results["energy"] == results["free_energy"] == pytest.approx(7 / 3)
+    assert all(isinstance(results[k], float) for k in ("energy", "energy_std", "energy_lower", "energy_upper"))
+    assert (results["energy_lower"], results["energy_upper"]) == (1.0, 4.0)
+    assert results["energy_std"] == pytest.approx(np.std([1, 2, 4], ddof=1))
+    store_block(results, "forces", np.zeros((2, 3)))  # a point value alone: no uncertainty keys
+    assert "forces_std" not in results and "forces_ensemble" not in results
+    one = member_spread(np.ones((1, 2, 3)))
+    assert one[1].shape == (2, 3) and np.all(np.isnan(one[1]))
+
+
+# -- the threshold monitor ---------------------------------------------------------------
+
+
+def test_threshold_monitor_alone():
+    from uqcalc.calculator import ThresholdMonitor
+
+    results = {
+        "energy_std": 0.4, "energy_lower": -1.0, "energy_upper": 1.0,
+        "forces_std": np.array([[0.1, 0.3, 0.2]]), "energies_std": np.array([np.nan]),
+    }  # fmt: skip
+    monitor = ThresholdMonitor({"energy_std_per_atom": 0.1, "energy_range": 5.0, "forces_std": 0.25, "energies_std": 0})
+    assert monitor.exceeded(results, 2, ["energy", "forces"]) == [("energy_std_per_atom", 0.2, 0.1), ("forces_std", 0.3, 0.25)]
+    assert monitor.exceeded(results, 2, ["energies"]) == []  # NaN: no information is no alarm
+    assert monitor.exceeded(results, 8, ["energy"]) == []  # 0.4 / 8 atoms
+    assert ThresholdMonitor().exceeded(results, 2, ["energy"]) == []
+    with pytest.raises(ValueError, match="unknown threshold"):
+        ThresholdMonitor({"forces_sd": 1.0})
+    with pytest.raises(ValueError, match="on_exceed"):
+        ThresholdMonitor({}, on_exceed=print.__name__)
+
+
+def test_calculators_hold_the_monitor(model):
+    from uqcalc.calculator import ThresholdMonitor
+
+    descriptor, ens = model
+    calc = UQCalculator(descriptor, ens, threshold={"forces_std": 1e-9}, on_exceed="raise")
+    assert isinstance(calc.monitor, ThresholdMonitor)
+    assert calc.threshold == {"forces_std": 1e-9} and calc.on_exceed == "raise"
+    calc.threshold = {"energies_std": 1e-9}  # validated like the keyword
+    calc.on_exceed = "warn"
+    with pytest.raises(ValueError, match="unknown threshold"):
+        calc.threshold = {"nonsense": 1.0}
+    atoms = rattled()
+    atoms.calc = calc
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        atoms.get_forces()  # no energies yet: nothing to check
+    with pytest.warns(UncertaintyWarning, match="energies_std") as record:
+        atoms.get_potential_energies()
+    assert record[0].filename == __file__  # the warning names the caller's line, not ASE's
+    committee = committee_of(descriptor, ens.members, threshold={"energy_range": 1e-9}, on_exceed="raise")
+    atoms.calc = committee
+    with pytest.raises(UncertaintyExceeded, match="CommitteeCalculator: energy_range"):
+        atoms.get_potential_energy()
+    assert committee.uncertainty_metrics()["energy_range"] > 1e-9
+
+
+# -- ASE BaseCalculator integration ---------------------------------------------------------
+
+
+def test_base_calculator_integration(model, tmp_path):
+    import pickle
+
+    from ase.calculators.calculator import BaseCalculator
+    from ase.db import connect
+
+    descriptor, ens = model
+    calcs = [LinearPotential(descriptor, ens.theta), UQCalculator(descriptor, ens), committee_of(descriptor, ens.members)]
+    for calc in calcs:
+        assert isinstance(calc, BaseCalculator)
+        atoms = rattled()
+        atoms.calc = calc
+        energy = atoms.get_potential_energy()
+        clone = pickle.loads(pickle.dumps(atoms))  # the calculator travels with the Atoms
+        assert clone.calc.results.keys() == calc.results.keys()
+        assert clone.get_potential_energy() == energy
+        clone.positions[0, 0] += 0.02
+        assert clone.get_potential_energy() != energy  # and computes anew in the copy
+        calc.reset()
+        assert calc.results == {} and calc.atoms is None
+    linear, uq, _ = calcs
+    assert linear.parameters.descriptor == descriptor.spec() == uq.todict()["descriptor"]
+    atoms = rattled()
+    atoms.calc = linear
+    atoms.get_forces()
+    with connect(tmp_path / "rows.db") as db:
+        uid = db.write(atoms)
+    row = connect(tmp_path / "rows.db").get(id=uid)
+    assert row.calculator == "linearpotential" and row.calculator_parameters["descriptor"] == descriptor.spec()
+    np.testing.assert_array_equal(row.forces, atoms.get_forces())
+
+
+@pytest.mark.parametrize("kind", ["linear", "uq"])
+def test_neb_with_a_shared_calculator(model, kind):
+    from ase.mep import NEB
+    from ase.optimize import FIRE
+
+    descriptor, ens = model
+    make = KINDS[kind][0]
+    start = bulk("W", "bcc", a=A0, cubic=True).repeat(2)
+    del start[0]
+    end = start.copy()
+    end.positions[0] = [0.0, 0.0, 0.0]  # a neighbour hops into the vacancy
+    images = [start] + [start.copy() for _ in range(3)] + [end]
+    for image in images:
+        image.calc = LinearPotential(descriptor, ens.theta)
+    NEB(images, method="improvedtangent").interpolate()
+    separate = [image.copy() for image in images]
+    for image in separate:
+        image.calc = make(descriptor, ens)
+    shared_calc = make(descriptor, ens)
+    shared = [image.copy() for image in images]
+    for image in shared:
+        image.calc = shared_calc
+    f_separate = NEB(separate, method="improvedtangent").get_forces()
+    neb = NEB(shared, allow_shared_calculator=True, method="improvedtangent")
+    np.testing.assert_allclose(neb.get_forces(), f_separate, rtol=1e-12, atol=1e-12)
+    FIRE(neb, logfile=None).run(fmax=0.5, steps=5)
+    assert np.isfinite(neb.get_forces()).all()

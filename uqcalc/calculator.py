@@ -16,6 +16,13 @@ Standard keys hold the point estimate: ``energy``, ``free_energy`` (= energy),
 * ``p_std`` -- standard deviation, same shape as ``p``;
 * ``p_lower``, ``p_upper`` -- bounds, same shape as ``p``;
 * ``p_ensemble`` -- member predictions, member axis first, ``(M,) + shape``.
+
+Structure
+---------
+All calculators share one cache policy (:mod:`uqcalc._calcbase`, on ASE's
+``BaseCalculator``), the uncertainty calculators one result assembler
+(:mod:`uqcalc._results`) and a :class:`ThresholdMonitor` (:mod:`uqcalc._monitor`)
+for ``threshold=`` / ``on_exceed=``.
 """
 
 from __future__ import annotations
@@ -23,21 +30,24 @@ from __future__ import annotations
 import copy
 import json
 import os
-import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import ClassVar
 
 import numpy as np
-from ase import Atoms
-from ase.calculators.calculator import (
-    BaseCalculator,
-    Calculator,
-    PropertyNotImplementedError,
-    all_changes,
-)
+from ase.calculators.calculator import BaseCalculator
 
+from ._calcbase import CachedCalculator
+from ._committee import CommitteeCalculator
+from ._monitor import (
+    OnExceed,
+    ThresholdMonitor,
+    UncertaintyExceeded,
+    UncertaintyWarning,
+)
+from ._results import POINT_KEYS, UNCERTAINTY_KEYS, UncertaintyCalculator, store_block
 from .descriptors import Descriptor, from_spec
 from .descriptors.base import Rows
+from .errors import FileFormatError
 from .ensemble import ParameterEnsemble
 
 __all__ = [
@@ -45,47 +55,21 @@ __all__ = [
     "UNCERTAINTY_KEYS",
     "CommitteeCalculator",
     "LinearPotential",
+    "ThresholdMonitor",
     "UQCalculator",
     "UncertaintyExceeded",
     "UncertaintyWarning",
     "save_model",
 ]
 
-POINT_KEYS = ("energy", "free_energy", "forces", "stress", "energies")
-_UQ_PROPS = ("energy", "forces", "stress", "energies")
-_SUFFIXES = ("std", "lower", "upper", "ensemble")
-UNCERTAINTY_KEYS = tuple(f"{p}_{s}" for p in _UQ_PROPS for s in _SUFFIXES)
-
 _MODEL_KEY = "uqcalc_model"  # metadata entry written by save_model
 _MODEL_SCHEMA = 1
-
-
-class UncertaintyWarning(UserWarning):
-    """An uncertainty exceeded the threshold given to a calculator."""
-
-
-class UncertaintyExceeded(RuntimeError):
-    """Raised with ``on_exceed="raise"`` when an uncertainty exceeds its threshold."""
-
-
-def _wants_per_atom(properties: Iterable[str], per_atom: bool) -> bool:
-    return per_atom or any(p == "energies" or p.startswith("energies_") for p in properties)
-
-
-def _check_stress(atoms: Atoms, properties: Iterable[str]) -> bool:
-    """Whether stress can be given; raise if it was asked for a non-3-D-periodic cell."""
-    periodic = bool(np.all(atoms.pbc))
-    if not periodic and any(p == "stress" or p.startswith("stress_") for p in properties):
-        raise PropertyNotImplementedError(
-            f"stress needs a cell periodic in all three directions (pbc={atoms.pbc.tolist()})"
-        )
-    return periodic
 
 
 # --------------------------------------------------------------------------- one vector
 
 
-class LinearPotential(Calculator):
+class LinearPotential(CachedCalculator):
     """ASE calculator for a linear model with one parameter vector.
 
     ``E = rows.energy @ theta + ref_energy`` and likewise forces, stress and
@@ -100,14 +84,17 @@ class LinearPotential(Calculator):
     per_atom : bool, default False
         Always compute per-atom energies. Otherwise they are computed only when
         ``energies`` is requested (per-atom rows cost extra for SNAP).
-    **kwargs
-        Passed to :class:`ase.calculators.calculator.Calculator`.
 
     Notes
     -----
     ``stress`` (ASE Voigt order and sign, eV/Å^3) exists only for cells periodic
     in all three directions; asking for it otherwise raises
     :class:`~ase.calculators.calculator.PropertyNotImplementedError`.
+
+    One descriptor evaluation per geometry; ``energies`` asked after a
+    calculation without per-atom rows costs one more (see
+    :func:`uqcalc._calcbase.plan`). ``parameters`` (and so ``todict()`` and
+    ase.db rows) hold the descriptor spec, not the vector.
 
     Examples
     --------
@@ -121,138 +108,28 @@ class LinearPotential(Calculator):
     """
 
     implemented_properties: ClassVar[list[str]] = list(POINT_KEYS)
-    _rows: Rows | None = None
 
-    def __init__(self, descriptor: Descriptor, theta, per_atom: bool = False, **kwargs) -> None:
+    def __init__(self, descriptor: Descriptor, theta, per_atom: bool = False) -> None:
         theta = np.array(theta, dtype=float)
         if theta.shape != (descriptor.n_params,):
             raise ValueError(f"theta must have shape ({descriptor.n_params},), got {theta.shape}")
         self.descriptor = descriptor
         self.theta = theta
         self.per_atom = bool(per_atom)
-        super().__init__(**kwargs)
-        # descriptor spec (not the vector) keeps todict()/ase.db rows small and JSON-able
-        self.parameters.update(descriptor=descriptor.spec())
+        # the descriptor spec (not the vector) keeps todict()/ase.db rows small and JSON-able
+        super().__init__(parameters={"descriptor": descriptor.spec()})
 
-    def reset(self) -> None:
-        super().reset()
-        self._rows = None
-
-    def calculate(
-        self,
-        atoms: Atoms | None = None,
-        properties: Sequence[str] = ("energy",),
-        system_changes: Sequence[str] = tuple(all_changes),
-    ) -> None:
-        """Energy, free energy, forces, stress (3-D periodic cells) and, if needed, per-atom energies."""
-        super().calculate(atoms, properties, system_changes)
-        _check_stress(self.atoms, properties)
-        need_pa = _wants_per_atom(properties, self.per_atom)
-        if not system_changes and self._rows is not None and (not need_pa or self._rows.per_atom is not None):
-            return  # the cached results already hold everything this geometry can give
-        self._rows, self.results = None, {}  # nothing stale survives a failed evaluation
-        self._rows = self.descriptor.rows(self.atoms, per_atom=need_pa)
-        out = self._rows.evaluate(self.theta)
-        energy = float(out["energy"])
-        self.results = {"energy": energy, "free_energy": energy, "forces": out["forces"]}
-        if "stress" in out:
-            self.results["stress"] = out["stress"]
-        if "energies" in out:
-            self.results["energies"] = out["energies"]
-
-
-# --------------------------------------------------------------------------- shared UQ logic
-
-
-class _UncertaintyCalculator(Calculator):
-    """Result keys, threshold checks and result assembly shared by the UQ calculators."""
-
-    implemented_properties: ClassVar[list[str]] = list(POINT_KEYS) + list(UNCERTAINTY_KEYS)
-    _METRICS = (
-        "energy_std", "energy_std_per_atom", "forces_std", "stress_std", "energies_std",
-        "energy_range", "energy_range_per_atom", "forces_range", "stress_range", "energies_range",
-    )
-
-    def _init_threshold(self, threshold: dict[str, float] | None, on_exceed) -> None:
-        threshold = dict(threshold or {})
-        unknown = sorted(set(threshold) - set(self._METRICS))
-        if unknown:
-            raise ValueError(f"unknown threshold metric(s) {unknown}; known: {list(self._METRICS)}")
-        for key, value in threshold.items():
-            threshold[key] = float(value)
-        if not (on_exceed in ("warn", "raise") or callable(on_exceed)):
-            raise ValueError(f"on_exceed must be 'warn', 'raise' or a callable, got {on_exceed!r}")
-        self.threshold = threshold
-        self.on_exceed = on_exceed
-
-    def uncertainty_metrics(self) -> dict[str, float]:
-        """Scalar summaries of the current results that thresholds can refer to.
-
-        ``<p>_std`` / ``<p>_range`` are the largest entry of ``<p>_std`` /
-        ``<p>_upper - <p>_lower`` (for forces, the largest Cartesian component);
-        ``energy_std_per_atom`` / ``energy_range_per_atom`` divide by the number
-        of atoms. Only metrics whose keys are in the current results appear.
-        """
-        r = self.results
-        out = {}
-        n = len(self.atoms) if self.atoms is not None else 0
-        for p in _UQ_PROPS:
-            if f"{p}_std" in r and np.size(r[f"{p}_std"]):
-                out[f"{p}_std"] = float(np.max(r[f"{p}_std"]))
-            if f"{p}_upper" in r and np.size(r[f"{p}_upper"]):
-                out[f"{p}_range"] = float(np.max(np.asarray(r[f"{p}_upper"]) - r[f"{p}_lower"]))
-        if n:
-            for m in ("std", "range"):
-                if f"energy_{m}" in out:
-                    out[f"energy_{m}_per_atom"] = out[f"energy_{m}"] / n
-        return out
-
-    def _check_thresholds(self, props: Sequence[str] = _UQ_PROPS) -> None:
-        """Act on exceeded thresholds among the metrics of ``props`` (those just computed)."""
-        if not self.threshold:
-            return
-        metrics = self.uncertainty_metrics()
-        for key, limit in self.threshold.items():
-            # a per-atom pass for the same geometry must not re-report energy/forces metrics
-            value = metrics.get(key) if key.split("_")[0] in props else None
-            # NaN (e.g. std of a one-member ensemble) never triggers: no information is no alarm
-            if value is None or not value > limit:
-                continue
-            if callable(self.on_exceed):
-                self.on_exceed(self, self.atoms, key, value, limit)
-                continue
-            msg = f"{type(self).__name__}: {key} = {value:.6g} exceeds the threshold {limit:.6g}"
-            if self.on_exceed == "raise":
-                raise UncertaintyExceeded(msg)
-            warnings.warn(msg, UncertaintyWarning, stacklevel=4)
-
-    def export_properties(self):
-        """Standard results as ASE ``Properties`` (``atoms.get_properties``).
-
-        ``Properties`` accepts only ASE's own output names; the uncertainty keys
-        stay available through ``results`` and :meth:`get_property`.
-        """
-        from ase.outputs import Properties, all_outputs
-
-        return Properties({k: v for k, v in self.results.items() if k in all_outputs})
-
-    def _store(self, name, point, std, lower, upper, members) -> None:
-        """Put one property's point estimate and uncertainty keys into ``results``."""
-        if name == "energy":
-            point, std, lower, upper = (float(v) for v in (point, std, lower, upper))
-            self.results["free_energy"] = point
-        self.results[name] = point
-        self.results[f"{name}_std"] = std
-        self.results[f"{name}_lower"] = lower
-        self.results[f"{name}_upper"] = upper
-        if members is not None:
-            self.results[f"{name}_ensemble"] = members
+    def _evaluate(self, blocks: tuple[str, ...]) -> None:
+        out = self.descriptor.rows(self.atoms, per_atom="energies" in blocks).evaluate(self.theta)
+        for name in blocks:
+            if name in out:
+                store_block(self.results, name, out[name])
 
 
 # --------------------------------------------------------------------------- linear ensemble
 
 
-class UQCalculator(_UncertaintyCalculator):
+class UQCalculator(UncertaintyCalculator):
     """ASE calculator giving a point estimate and its uncertainty from a parameter ensemble.
 
     Parameters
@@ -281,9 +158,8 @@ class UQCalculator(_UncertaintyCalculator):
     on_exceed : {"warn", "raise"} or callable, default "warn"
         What happens when a threshold is exceeded after a calculation: an
         :class:`UncertaintyWarning`, an :class:`UncertaintyExceeded` error, or
-        ``on_exceed(calc, atoms, metric, value, limit)``.
-    **kwargs
-        Passed to :class:`ase.calculators.calculator.Calculator`.
+        ``on_exceed(calc, atoms, metric, value, limit)``. Both are held by
+        ``calc.monitor`` (a :class:`ThresholdMonitor`).
 
     Notes
     -----
@@ -305,7 +181,9 @@ class UQCalculator(_UncertaintyCalculator):
     property at a time; later requests for the same geometry are served from
     ``results``. The only exception: ``energies*`` requested after a
     calculation without per-atom rows costs one more descriptor evaluation
-    (with per-atom rows), after which nothing is recomputed.
+    (with per-atom rows), after which nothing is recomputed. A failed
+    evaluation leaves ``results`` empty. This is the cache policy of every
+    uqcalc calculator (:func:`uqcalc._calcbase.plan`).
 
     ``stress*`` exist only for cells periodic in all three directions.
 
@@ -317,8 +195,6 @@ class UQCalculator(_UncertaintyCalculator):
     >>> e_std = calc.get_property("energy_std", atoms)     # no new evaluation  # doctest: +SKIP
     """
 
-    _rows: Rows | None = None
-
     def __init__(
         self,
         descriptor: Descriptor,
@@ -327,9 +203,8 @@ class UQCalculator(_UncertaintyCalculator):
         per_atom: bool = False,
         z: float = 2.0,
         include_noise: bool = False,
-        threshold: dict[str, float] | None = None,
-        on_exceed: str | Callable = "warn",
-        **kwargs,
+        threshold: Mapping[str, float] | None = None,
+        on_exceed: OnExceed = "warn",
     ) -> None:
         if ensemble.n_params != descriptor.n_params:
             raise ValueError(
@@ -352,14 +227,13 @@ class UQCalculator(_UncertaintyCalculator):
         self.per_atom = bool(per_atom)
         self.z = float(z)
         self.include_noise = bool(include_noise)
-        self._init_threshold(threshold, on_exceed)
-        super().__init__(**kwargs)
-        self.parameters.update(
-            descriptor=descriptor.spec(),
-            bounds=bounds,
-            effective_bounds=self.effective_bounds,
-            n_members=ensemble.n_members,
-        )
+        parameters = {
+            "descriptor": descriptor.spec(),
+            "bounds": bounds,
+            "effective_bounds": self.effective_bounds,
+            "n_members": ensemble.n_members,
+        }
+        super().__init__(threshold, on_exceed, parameters)
 
     @property
     def effective_bounds(self) -> str:
@@ -369,35 +243,12 @@ class UQCalculator(_UncertaintyCalculator):
             return "sampled" if ens.n_members else "gaussian"
         return self.bounds
 
-    def reset(self) -> None:
-        super().reset()
-        self._rows = None
-
-    def calculate(
-        self,
-        atoms: Atoms | None = None,
-        properties: Sequence[str] = ("energy",),
-        system_changes: Sequence[str] = tuple(all_changes),
-    ) -> None:
-        """Fill every result key from one descriptor evaluation (see the class notes)."""
-        super().calculate(atoms, properties, system_changes)
-        _check_stress(self.atoms, properties)
-        need_pa = _wants_per_atom(properties, self.per_atom)
-        if system_changes or self._rows is None:
-            # cleared first so that a failed evaluation leaves no stale rows behind
-            self._rows, self.results = None, {}
-            self._rows = self.descriptor.rows(self.atoms, per_atom=need_pa)
-            blocks = ("energy", "forces", "stress", "energies")
-        elif need_pa and self._rows.per_atom is None:
-            # same geometry: only the per-atom block is new, the rest of results stays valid
-            self._rows = self.descriptor.rows(self.atoms, per_atom=True)
-            blocks = ("energies",)
-        else:
-            return  # results already hold every key this geometry can give
-        self._predict(self._rows, blocks)
-        self._check_thresholds(blocks)
+    def _assemble(self, blocks: tuple[str, ...]) -> None:
+        """Fill the keys of ``blocks`` from one descriptor evaluation (see the class notes)."""
+        self._predict(self.descriptor.rows(self.atoms, per_atom="energies" in blocks), blocks)
 
     def _predict(self, rows: Rows, blocks: Sequence[str]) -> None:
+        """Fill ``results`` for ``blocks`` (those ``rows`` has) from the design rows of one structure."""
         n = rows.n_atoms
         P = self.descriptor.n_params
         parts = {
@@ -440,7 +291,8 @@ class UQCalculator(_UncertaintyCalculator):
         for b in names:
             stop = start + parts[b][0].shape[0]
             shape, sl, r = parts[b][2], slice(start, stop), ref[start:stop]
-            self._store(
+            store_block(
+                self.results,
                 b,
                 (pred.mean[sl] + r).reshape(shape),
                 pred.std[sl].reshape(shape),
@@ -463,8 +315,12 @@ class UQCalculator(_UncertaintyCalculator):
     # -- other views of the same model ------------------------------------------------------
 
     def point_estimate(self, **kwargs) -> LinearPotential:
-        """A :class:`LinearPotential` for ``ensemble.theta`` (sharing the descriptor)."""
-        return LinearPotential(self.descriptor, self.ensemble.theta, per_atom=self.per_atom, **kwargs)
+        """A :class:`LinearPotential` for ``ensemble.theta`` (sharing the descriptor).
+
+        Keyword arguments go to :class:`LinearPotential` (``per_atom`` defaults to this calculator's).
+        """
+        kwargs.setdefault("per_atom", self.per_atom)
+        return LinearPotential(self.descriptor, self.ensemble.theta, **kwargs)
 
     def members(self) -> Iterator[LinearPotential]:
         """One :class:`LinearPotential` per ensemble member, in member order.
@@ -494,7 +350,8 @@ class UQCalculator(_UncertaintyCalculator):
         ensemble = ParameterEnsemble.load(path)
         spec = ensemble.metadata.get("descriptor")
         if not spec:
-            raise ValueError(f"{path}: the ensemble has no descriptor spec; write it with uqcalc.save_model")
+            raise FileFormatError(f"{path}: the ensemble has no descriptor spec (not a model file); "
+                                  "write it with uqcalc.save_model")
         options = dict(ensemble.metadata.get(_MODEL_KEY, {}).get("calculator", {}))
         options.update(kwargs)
         return cls(from_spec(spec), ensemble, **options)
@@ -540,91 +397,3 @@ def save_model(
     out.save(path)
 
 
-# --------------------------------------------------------------------------- committee
-
-
-class CommitteeCalculator(_UncertaintyCalculator):
-    """Uncertainty keys of :class:`UQCalculator` for a committee of arbitrary ASE calculators.
-
-    Each member is evaluated in turn (no linearity is assumed), so a committee
-    of M non-linear models costs M evaluations.
-
-    Parameters
-    ----------
-    calculators : sequence of ASE calculators
-        The committee (at least one).
-    per_atom : bool, default False
-        Always compute ``energies*``; otherwise only when requested.
-    threshold, on_exceed
-        As for :class:`UQCalculator`.
-    **kwargs
-        Passed to :class:`ase.calculators.calculator.Calculator`.
-
-    Notes
-    -----
-    Point estimate = committee mean; ``<p>_lower``/``<p>_upper`` = min/max over
-    members; ``<p>_std`` = the members' standard deviation with ddof=1 (NaN for
-    one member). ``stress*`` are computed for 3-D periodic cells when every
-    member implements stress.
-    """
-
-    # per-atom energies computed for the current geometry (None: nothing computed yet)
-    _have_per_atom: bool | None = None
-
-    def __init__(
-        self,
-        calculators: Sequence[BaseCalculator],
-        per_atom: bool = False,
-        threshold: dict[str, float] | None = None,
-        on_exceed: str | Callable = "warn",
-        **kwargs,
-    ) -> None:
-        calculators = list(calculators)
-        if not calculators:
-            raise ValueError("a committee needs at least one calculator")
-        self.calculators = calculators
-        self.per_atom = bool(per_atom)
-        self._init_threshold(threshold, on_exceed)
-        super().__init__(**kwargs)
-        self.parameters.update(n_members=len(calculators))
-
-    def reset(self) -> None:
-        super().reset()
-        self._have_per_atom = None
-
-    def members(self) -> Iterator[BaseCalculator]:
-        """The committee's calculators, in order."""
-        yield from self.calculators
-
-    def calculate(
-        self,
-        atoms: Atoms | None = None,
-        properties: Sequence[str] = ("energy",),
-        system_changes: Sequence[str] = tuple(all_changes),
-    ) -> None:
-        """Evaluate every member and fill all result keys."""
-        super().calculate(atoms, properties, system_changes)
-        periodic = _check_stress(self.atoms, properties)
-        need_pa = _wants_per_atom(properties, self.per_atom)
-        if system_changes or self._have_per_atom is None:
-            self.results, self._have_per_atom = {}, None
-            names = ["energy", "forces"]
-            if periodic and all("stress" in c.implemented_properties for c in self.calculators):
-                names.append("stress")
-            if need_pa:
-                names.append("energies")
-        elif need_pa and not self._have_per_atom:
-            names = ["energies"]
-        else:
-            return
-        values = {name: [] for name in names}
-        for calc in self.calculators:
-            for name in names:
-                # each member caches its own results: one evaluation per member and geometry
-                values[name].append(np.asarray(calc.get_property(name, self.atoms), dtype=float))
-        for name, vals in values.items():
-            stack = np.stack(vals)
-            std = stack.std(axis=0, ddof=1) if len(stack) > 1 else np.full(stack.shape[1:], np.nan)
-            self._store(name, stack.mean(axis=0), std, stack.min(axis=0), stack.max(axis=0), stack)
-        self._have_per_atom = "energies" in self.results
-        self._check_thresholds(names)

@@ -21,6 +21,8 @@ import numpy as np
 from ase import Atoms
 from ase.units import bar
 
+from .errors import InputError, MissingInputError
+
 __all__ = [
     "ENERGY",
     "FORCES",
@@ -44,7 +46,7 @@ ENERGY, FORCES, STRESS, GROUP = "REF_energy", "REF_forces", "REF_stress", "group
 STRESS_UNITS = {"bar": bar, "kbar": 1e3 * bar, "GPa": 1e4 * bar, "eV/A^3": 1.0}
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """A training frame is malformed; the message names the frame."""
 
 
@@ -77,7 +79,7 @@ def read(path: str | Path, index: str | int | slice = ":") -> list[Atoms]:
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no such training file: {path}")
+        raise MissingInputError(f"no such training file: {path}")
     if path.suffix == ".gz":
         with gzip.open(path, "rt") as handle:
             text = handle.read()

@@ -10,22 +10,19 @@ property benchmarks without ASE's file-based ``LAMMPS`` calculator or ``lammpsli
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.calculator import (
-    Calculator,
-    PropertyNotImplementedError,
-    all_changes,
-)
 from ase.units import bar
 
+from .._calcbase import CachedCalculator, store_point
 from .._lammps import OwnsLammps, atom_order, load_structure
 
 __all__ = ["LammpsPotential"]
 
 
-class LammpsPotential(OwnsLammps, Calculator):
+class LammpsPotential(OwnsLammps, CachedCalculator):
     """ASE calculator for a LAMMPS pair style given as input commands.
 
     Parameters
@@ -36,8 +33,6 @@ class LammpsPotential(OwnsLammps, Calculator):
         them must be absolute (the working directory is not changed).
     species
         Chemical symbols, one per LAMMPS atom type, in type order.
-    **kwargs
-        Passed on to :class:`ase.calculators.calculator.Calculator` (e.g. ``label``).
 
     Notes
     -----
@@ -48,6 +43,9 @@ class LammpsPotential(OwnsLammps, Calculator):
     axes. Non-periodic directions are shrink-wrapped, so clusters and slabs
     without vacuum padding work. ``stress`` follows ASE's sign (the negative of
     LAMMPS' pressure tensor) in eV/Å^3 and needs a cell with non-zero volume.
+
+    One ``run 0`` per geometry gives every key, per-atom energies included (the
+    cache policy of :func:`uqcalc._calcbase.plan` with ``per_atom`` on).
 
     The LAMMPS instance is not pickled; an unpickled copy creates a new one on its
     first calculation, so the calculator can be sent to worker processes.
@@ -61,9 +59,10 @@ class LammpsPotential(OwnsLammps, Calculator):
     >>> energy = atoms.get_potential_energy()
     """
 
-    implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
+    implemented_properties: ClassVar[list[str]] = ["energy", "free_energy", "forces", "stress", "energies"]
+    per_atom = True  # pe/atom comes with every run at no extra cost
 
-    def __init__(self, pair_commands: Sequence[str], species: Sequence[str], **kwargs):
+    def __init__(self, pair_commands: Sequence[str], species: Sequence[str]) -> None:
         if isinstance(pair_commands, str):
             pair_commands = [pair_commands]
         self.pair_commands = [str(c) for c in pair_commands]
@@ -71,24 +70,20 @@ class LammpsPotential(OwnsLammps, Calculator):
         if not self.species:
             raise ValueError("species must name at least one element")
         self._lmp = None
-        super().__init__(**kwargs)
         # kept in parameters so todict()/repr describe the model
-        self.parameters.update(pair_commands=list(self.pair_commands), species=list(self.species))
+        super().__init__(parameters={"pair_commands": list(self.pair_commands), "species": list(self.species)})
 
-    def calculate(
-        self,
-        atoms: Atoms | None = None,
-        properties: Sequence[str] = ("energy",),
-        system_changes: Sequence[str] = tuple(all_changes),
-    ) -> None:
-        """Evaluate all implemented properties for ``atoms`` (one LAMMPS ``run 0``)."""
-        super().calculate(atoms, properties, system_changes)
+    def _stress_problem(self, atoms: Atoms) -> str | None:
+        # LAMMPS shrink-wraps non-periodic directions, so any cell with a volume has a stress
+        if atoms.cell.rank == 3 and abs(atoms.cell.volume) > 1e-8:
+            return None
+        return "stress needs a cell with non-zero volume"
+
+    def _evaluate(self, blocks: tuple[str, ...]) -> None:
+        """Evaluate ``blocks`` of ``self.atoms`` (one LAMMPS ``run 0``)."""
         atoms = self.atoms
         if len(atoms) == 0:
             raise ValueError("LammpsPotential cannot evaluate an empty structure")
-        has_volume = atoms.cell.rank == 3 and abs(atoms.cell.volume) > 1e-8
-        if "stress" in properties and not has_volume:
-            raise PropertyNotImplementedError("stress needs a cell with non-zero volume")
         lmp = self._instance()
         frame = load_structure(lmp, atoms, self.species)
         lmp.commands_list(self.pair_commands)
@@ -101,18 +96,14 @@ class LammpsPotential(OwnsLammps, Calculator):
             ]
         )
         order = atom_order(lmp)
-        energy = float(lmp.get_thermo("pe"))
         forces = np.array(lmp.numpy.extract_atom("f")[: frame.n_atoms], dtype=float)[order]
         energies = np.array(
             lmp.numpy.extract_compute("uq_pe_atom", _STYLE_ATOM, _TYPE_VECTOR)[: frame.n_atoms], dtype=float
         )[order]
-        self.results = {
-            "energy": energy,
-            "free_energy": energy,
-            "forces": frame.vectors_to_ase(forces),
-            "energies": energies,
-        }
-        if has_volume:
+        store_point(self.results, "energy", lmp.get_thermo("pe"))
+        store_point(self.results, "forces", frame.vectors_to_ase(forces))
+        store_point(self.results, "energies", energies)
+        if "stress" in blocks:
             pressure = np.array([lmp.get_thermo(k) for k in ("pxx", "pyy", "pzz", "pxy", "pxz", "pyz")])
             # shrink-wrapped directions give LAMMPS its own box volume: keep the virial, use ASE's volume
             virial = pressure * float(lmp.get_thermo("vol"))
