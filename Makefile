@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test test-fast bench clean
+.PHONY: venv demo test test-fast bench clean notebooks
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
+
+# tutorials/NN_*.py (jupytext percent format) are the sources of the committed .ipynb;
+# --update keeps the cell ids of an existing notebook, so a diff shows only changed cells
+notebooks: $(STAMP)
+	$(PY) -m jupytext --update --to notebook tutorials/[0-9][0-9]_*.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .uqcalc-cache

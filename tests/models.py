@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import functools
 
-import numpy as np
-from ase.build import bulk
-
 from uqcalc.descriptors import PairBasis
 
 A0 = 3.1805  # bcc lattice constant of the teacher (Å)
@@ -21,27 +18,9 @@ A0 = 3.1805  # bcc lattice constant of the teacher (Å)
 
 def labelled_frames():
     """bcc W frames (volume scan, strains, rattles) labelled by the W_2940 teacher."""
-    from uqcalc.datasets.tungsten import teacher
+    from uqcalc.datasets import small_bulk_set
 
-    calc = teacher()
-    rng = np.random.default_rng(0)
-    frames = [bulk("W", "bcc", a=A0 * s, cubic=True) for s in np.linspace(0.96, 1.04, 7)]
-    for _ in range(6):
-        atoms = bulk("W", "bcc", a=A0, cubic=True)
-        eps = rng.uniform(-0.015, 0.015, size=(3, 3))
-        atoms.set_cell(atoms.cell @ (np.eye(3) + 0.5 * (eps + eps.T)), scale_atoms=True)
-        frames.append(atoms)
-    for i in range(4):
-        atoms = bulk("W", "bcc", a=A0, cubic=True).repeat(3)
-        atoms.rattle(0.05 * (i + 1), seed=i)
-        frames.append(atoms)
-    for atoms in frames:
-        atoms.calc = calc
-        atoms.info["REF_energy"] = atoms.get_potential_energy()
-        atoms.arrays["REF_forces"] = atoms.get_forces()
-        atoms.info["REF_stress"] = atoms.get_stress()
-        atoms.calc = None
-    return frames
+    return small_bulk_set()
 
 
 def fitted_design():
@@ -63,17 +42,22 @@ def fitted_model(n_members: int = 8):
 
 
 
-def recombine(prop, calc, translate=None) -> float:
-    """Oracle for ``states()``: relax every state by hand (optionally rigidly translated and
-    wrapped) and combine the quantities, independently of ``prop.evaluate``."""
+def recombine(prop, calc, translate=None, states=None) -> float:
+    """Oracle for the state protocol: relax every state by hand (optionally rigidly translated
+    and wrapped) and combine the quantities, independently of ``prop.evaluate``.
+
+    ``states`` defaults to ``prop.states()``; pass ``prop.stationary_states(calc)`` for a
+    property whose states are searched for (a saddle is re-evaluated where it is, not relaxed).
+    """
     from uqcalc.properties.base import relax
 
+    states = prop.states() if states is None else states
     quantities = []
-    for state in prop.states():
+    for state in states:
         atoms = state.atoms.copy()
         if translate is not None:
             atoms.translate(translate)
             atoms.wrap()
-        relaxed = relax(atoms, calc, state.relax, prop.fmax, prop.steps)
+        relaxed = relax(atoms, calc, "none" if state.kind == "saddle" else state.relax, prop.fmax, prop.steps)
         quantities.append(prop.quantity(state, relaxed))
-    return prop.combine(quantities)
+    return prop.combine(quantities, states)
