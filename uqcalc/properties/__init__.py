@@ -20,15 +20,16 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib
+import logging
 import time
 import warnings
 from collections.abc import Iterable, Sequence
 
 from ase.calculators.calculator import Calculator
 
-from . import bulk, fracture, phases, surfaces
-from .base import TUNGSTEN_A0, Property, RelaxationError, State, StateProperty, relax
+from ..errors import InputError, UnknownNameError
+from . import bulk, defects, faults, fracture, migration, phases, surfaces
+from .base import STATE_KINDS, TUNGSTEN_A0, Property, RelaxationError, State, StateProperty, relax
 from .bulk import (
     BulkModulus,
     CohesiveEnergy,
@@ -36,84 +37,69 @@ from .bulk import (
     LatticeConstant,
     ShearModulus,
 )
+from .defects import (
+    DivacancyBindingEnergy,
+    InterstitialFormationEnergy,
+    PointSymmetry,
+    VacancyFormationEnergy,
+    VacancyRelaxationVolume,
+)
+from .faults import GSFCurve, StackingFaultEnergy, UnstableStackingFaultEnergy
 from .fracture import GriffithToughness
+from .migration import VacancyMigrationEnergy
 from .phases import HcpAxialRatio, PhaseEnergy
 from .surfaces import SurfaceEnergy
 
 __all__ = [
+    "STATE_KINDS",
     "TUNGSTEN_A0",
     "BulkModulus",
     "CohesiveEnergy",
+    "DivacancyBindingEnergy",
     "ElasticConstant",
+    "GSFCurve",
     "GriffithToughness",
     "HcpAxialRatio",
+    "InterstitialFormationEnergy",
     "LatticeConstant",
     "PhaseEnergy",
+    "PointSymmetry",
     "Property",
     "RelaxationError",
     "ShearModulus",
+    "StackingFaultEnergy",
     "State",
     "StateProperty",
     "SurfaceEnergy",
+    "UnstableStackingFaultEnergy",
+    "VacancyFormationEnergy",
+    "VacancyMigrationEnergy",
+    "VacancyRelaxationVolume",
     "relax",
     "run_suite",
     "tungsten_suite",
 ]
 
-# Modules of the suite, in table order. defects/faults/migration are written separately; each
-# is optional here so that this package imports while one of them is missing or being changed.
-_SUITE_MODULES = ["bulk", "phases", "defects", "migration", "surfaces", "faults", "fracture"]
-_OPTIONAL = ("defects", "faults", "migration")
-_modules = {"bulk": bulk, "phases": phases, "surfaces": surfaces, "fracture": fracture}
+logger = logging.getLogger(__name__)
 
-for _name in _OPTIONAL:
-    try:
-        _module = importlib.import_module(f"{__name__}.{_name}")
-    except ModuleNotFoundError as _exc:  # only a missing module is tolerated, not a broken one
-        if _exc.name != f"{__name__}.{_name}":
-            raise
-        continue
-    _modules[_name] = _module
-    for _symbol in getattr(_module, "__all__", []):
-        obj = getattr(_module, _symbol)
-        if isinstance(obj, type) and issubclass(obj, Property) and not _symbol.startswith("_"):
-            globals()[_symbol] = obj
-            __all__.append(_symbol)
-
-
-def _fallback_suite(module_name: str, quick: bool) -> list[Property]:
-    """Default entries of a module that does not (yet) provide ``suite(quick)``."""
-    m = _modules[module_name]
-    if module_name == "defects":
-        size = {"size": 3} if quick else {}
-        return [
-            m.VacancyFormationEnergy(**size),
-            m.VacancyRelaxationVolume(**size),
-            m.DivacancyBindingEnergy(neighbor=1, **size),
-            m.DivacancyBindingEnergy(neighbor=2, **size),
-            *(m.InterstitialFormationEnergy(configuration=c, **size) for c in m.SIA_CONFIGURATIONS),
-        ]
-    if module_name == "faults":
-        return [
-            m.UnstableStackingFaultEnergy(plane=plane, **({"layers": layers} if quick else {}))
-            for plane, layers in (("110", 12), ("112", 18))
-        ]
-    if module_name == "migration":
-        return [m.VacancyMigrationEnergy(**({"size": 3} if quick else {}))]
-    return []
+# modules of the suite, in table order
+_SUITE_MODULES = (bulk, phases, defects, migration, surfaces, faults, fracture)
 
 
 def _all_properties(quick: bool) -> list[Property]:
-    out: list[Property] = []
-    for name in _SUITE_MODULES:
-        if name not in _modules:
-            continue
-        module = _modules[name]
-        out.extend(module.suite(quick) if hasattr(module, "suite") else _fallback_suite(name, quick))
-    return out
+    return [prop for module in _SUITE_MODULES for prop in module.suite(quick)]
+
+
+def _settable(prop: Property) -> set[str]:
+    """Fields an override may set: the settings, not the label (one label for many properties
+    would make their names collide)."""
+    if dataclasses.is_dataclass(prop):
+        return {f.name for f in dataclasses.fields(prop) if f.init and f.name != "label"}
+    return {k for k in vars(prop) if not k.startswith("_") and k != "label"}
 
 
 def _override(prop: Property, overrides: dict) -> Property:
+    """A copy of ``prop`` with ``overrides`` applied; names and units follow (they are computed)."""
     if not overrides:
         return prop
     if dataclasses.is_dataclass(prop):
@@ -122,12 +108,6 @@ def _override(prop: Property, overrides: dict) -> Property:
     for key, value in overrides.items():
         setattr(prop, key, value)
     return prop
-
-
-def _settable(prop: Property) -> set[str]:
-    if dataclasses.is_dataclass(prop):
-        return {f.name for f in dataclasses.fields(prop) if f.init and f.name not in ("name",)}
-    return {k for k in vars(prop) if not k.startswith("_")}
 
 
 def tungsten_suite(names: Iterable[str] | None = None, quick: bool = False, **overrides) -> list[Property]:
@@ -157,7 +137,7 @@ def tungsten_suite(names: Iterable[str] | None = None, quick: bool = False, **ov
         names = [names] if isinstance(names, str) else list(names)
         missing = [n for n in names if n not in by_name]
         if missing:
-            raise KeyError(f"unknown properties {missing}; available: {list(by_name)}")
+            raise UnknownNameError(f"unknown properties {missing}; available: {list(by_name)}")
         props = [by_name[n] for n in names]
     used = set()
     out = []
@@ -167,7 +147,7 @@ def tungsten_suite(names: Iterable[str] | None = None, quick: bool = False, **ov
         out.append(_override(prop, mine))
     unused = set(overrides) - used
     if unused:
-        raise ValueError(f"no selected property accepts {sorted(unused)}")
+        raise InputError(f"no selected property accepts {sorted(unused)}")
     return out
 
 
@@ -192,7 +172,7 @@ def run_suite(
         ``"raise"`` or ``"nan"``: record NaN (and warn) when a property fails, e.g. a
         :class:`~.base.RelaxationError` of an unstable structure.
     progress
-        Print one line per property as it finishes.
+        Log one line per property as it finishes (``logging`` INFO on ``uqcalc.properties``).
 
     Returns
     -------
@@ -205,7 +185,7 @@ def run_suite(
         wanted = set([names] if isinstance(names, str) else names)
         unknown = wanted - {p.name for p in properties}
         if unknown:
-            raise KeyError(f"unknown properties {sorted(unknown)}")
+            raise UnknownNameError(f"unknown properties {sorted(unknown)}")
         properties = [p for p in properties if p.name in wanted]
     results: dict[str, tuple[float, float]] = {}
     for prop in properties:
@@ -219,5 +199,5 @@ def run_suite(
             value = float("nan")
         results[prop.name] = (value, time.perf_counter() - start)
         if progress:
-            print(f"{prop.name:>36s} = {value!s:<24} {prop.unit:<10s} {results[prop.name][1]:8.2f} s", flush=True)
+            logger.info("%36s = %-24s %-10s %8.2f s", prop.name, value, prop.unit, results[prop.name][1])
     return results

@@ -22,7 +22,8 @@ Defaults and what they change for the ``W_2940_2017_2`` teacher
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from ase import Atoms, units
@@ -156,11 +157,14 @@ class LatticeConstant(Property):
         Cell-filter tolerance and step budget (see :func:`relaxed_lattice_constant`).
     """
 
-    name: str = "a0"
-    unit: str = "Å"
     guess: float = TUNGSTEN_A0
     fmax: float = 1e-4
     steps: int = 1000
+
+    unit: ClassVar[str] = "Å"
+
+    def _default_name(self) -> str:
+        return "a0"
 
     def evaluate(self, calc: Calculator) -> float:
         return relaxed_lattice_constant(calc, self.guess, self.fmax, self.steps)
@@ -192,11 +196,14 @@ class CohesiveEnergy(StateProperty):
         Edge of the cubic box of the isolated atom (Å).
     """
 
-    name: str = field(default="E_coh", kw_only=True)
-    unit: str = field(default="eV/atom", kw_only=True)
     lattice_constant: float = TUNGSTEN_A0
     isolated_atom: bool = False
     box: float = 20.0
+
+    unit: ClassVar[str] = "eV/atom"
+
+    def _default_name(self) -> str:
+        return "E_coh"
 
     def states(self) -> list[State]:
         cell = bcc_cell(self.lattice_constant)
@@ -226,13 +233,16 @@ class BulkModulus(Property):
         Repeats of the 2-atom cube.
     """
 
-    name: str = "B"
-    unit: str = "GPa"
     lattice_constant: float | None = None
     volume_range: float = 0.02
     n_points: int = 11
     eos: str = "birchmurnaghan"
     size: int = 1
+
+    unit: ClassVar[str] = "GPa"
+
+    def _default_name(self) -> str:
+        return "B"
 
     def evaluate(self, calc: Calculator) -> float:
         a0 = _resolve_a0(calc, self.lattice_constant)
@@ -252,12 +262,13 @@ class BulkModulus(Property):
 class _CubicElastic(Property):
     """Shared settings of the properties derived from the cubic C_ij (keyword-only)."""
 
-    unit: str = "GPa"
     lattice_constant: float | None = None
     size: int = 1
     delta: float = 1e-3
     n_steps: int = 5
     relax_positions: bool = True
+
+    unit: ClassVar[str] = "GPa"
 
     def constants(self, calc: Calculator) -> dict[str, float]:
         """All cubic constants with this object's settings (GPa)."""
@@ -271,17 +282,18 @@ class ElasticConstant(_CubicElastic):
     """One cubic elastic constant (GPa): ``"C11"``, ``"C12"``, ``"C44"`` or ``"C'"``.
 
     Keyword parameters ``lattice_constant``, ``size``, ``delta``, ``n_steps`` and
-    ``relax_positions`` are those of :func:`cubic_elastic_constants`; ``name`` defaults to the
+    ``relax_positions`` are those of :func:`cubic_elastic_constants`; the name is the
     component.
     """
 
     component: str = "C11"
-    name: str = ""
 
     def __post_init__(self):
         if self.component not in ELASTIC_COMPONENTS:
             raise ValueError(f"component must be one of {ELASTIC_COMPONENTS}, got {self.component!r}")
-        self.name = self.name or self.component
+
+    def _default_name(self) -> str:
+        return self.component
 
     def evaluate(self, calc: Calculator) -> float:
         return self.constants(calc)[self.component]
@@ -296,12 +308,13 @@ class ShearModulus(_CubicElastic):
     """
 
     average: str = "voigt"
-    name: str = ""
 
     def __post_init__(self):
         if self.average not in SHEAR_AVERAGES:
             raise ValueError(f"average must be one of {tuple(SHEAR_AVERAGES)}, got {self.average!r}")
-        self.name = self.name or SHEAR_AVERAGES[self.average]
+
+    def _default_name(self) -> str:
+        return SHEAR_AVERAGES[self.average]
 
     def evaluate(self, calc: Calculator) -> float:
         c = self.constants(calc)

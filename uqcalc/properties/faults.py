@@ -37,6 +37,7 @@ relaxations reach deeper).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 from ase import Atoms
@@ -177,16 +178,17 @@ class StackingFaultEnergy(_FaultSettings, StateProperty):
         Relaxation tolerance (eV/Å) and step budget.
     """
 
-    name: str = ""
-    unit: str = "J/m^2"
     shift: float = 0.5
     scale: float = EV_PER_A2_IN_J_PER_M2
+
+    unit: ClassVar[str] = "J/m^2"
 
     def __post_init__(self) -> None:
         self.plane = _check_plane(self.plane)
         self._slab(0.0)  # validates the geometry
-        if not self.name:
-            self.name = f"stacking_fault_energy_{self.plane}_{self.shift:g}"
+
+    def _default_name(self) -> str:
+        return f"stacking_fault_energy_{self.plane}_{self.shift:g}"
 
     def states(self) -> list[State]:
         fault, perfect = self._slab(self.shift), self._slab(0.0)
@@ -214,10 +216,8 @@ class UnstableStackingFaultEnergy(StackingFaultEnergy):
 
     TEACHER_SHIFT_112 = 0.452  # located with the teacher (golden section to 0.002 b)
 
-    def __post_init__(self) -> None:
-        if not self.name:
-            self.name = f"unstable_stacking_fault_energy_{_check_plane(self.plane)}"
-        super().__post_init__()
+    def _default_name(self) -> str:
+        return f"unstable_stacking_fault_energy_{self.plane}"
 
     @property
     def state_shift(self) -> float:
@@ -292,17 +292,18 @@ class GSFCurve(_FaultSettings, Property):
         Relaxation tolerance (eV/Å) and step budget.
     """
 
-    name: str = ""
-    unit: str = "J/m^2"
     shifts: tuple[float, ...] = field(default_factory=lambda: tuple(np.round(np.linspace(0.0, 1.0, 21), 10)))
     fmax: float = 1e-3
     steps: int = 2000
 
+    unit: ClassVar[str] = "J/m^2"
+
     def __post_init__(self) -> None:
         self.plane = _check_plane(self.plane)
         self.shifts = tuple(float(s) for s in np.atleast_1d(self.shifts))
-        if not self.name:
-            self.name = f"gsf_{self.plane}"
+
+    def _default_name(self) -> str:
+        return f"gsf_{self.plane}"
 
     def points(self) -> list[StackingFaultEnergy]:
         """One scalar property per shift."""

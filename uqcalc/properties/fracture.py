@@ -14,6 +14,7 @@ surface energies are ~25 % below PBE, so its K_Ic is ~13 % lower.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 from ase import units
@@ -81,7 +82,7 @@ class GriffithToughness(Property):
     crack_surface
         Crack plane, e.g. ``(1, 0, 0)``.
     crack_front
-        Crack front; default from :data:`CLEAVAGE_SYSTEMS`.
+        Crack front; None: the default of :data:`CLEAVAGE_SYSTEMS` (see :attr:`front`).
     lattice_constant
         Cell of both ingredients (Å); ``None`` (default): the calculator's own relaxed a0, so the
         crystal is stress-free (the teacher's own a0 is TUNGSTEN_A0 to 5e-5 Å).
@@ -99,17 +100,24 @@ class GriffithToughness(Property):
     layers: int | None = None
     elastic: dict = field(default_factory=dict)
     stress_state: str = "plane strain"
-    name: str = field(default="", kw_only=True)
-    unit: str = field(default="MPa m^1/2", kw_only=True)
+
+    unit: ClassVar[str] = "MPa m^1/2"
 
     def __post_init__(self):
-        self.crack_surface = _miller(self.crack_surface)
-        if self.crack_front is None:
-            if self.crack_surface not in CLEAVAGE_SYSTEMS:
-                raise ValueError(f"no default crack front for {self.crack_surface}; pass crack_front=")
-            self.crack_front = CLEAVAGE_SYSTEMS[self.crack_surface]
-        self.crack_front = tuple(int(i) for i in self.crack_front)
-        self.name = self.name or "K_Ic_" + "".join(str(i) for i in self.crack_surface)
+        self.crack_surface = _miller(self.crack_surface)  # idempotent normalisation
+        self.front  # validates that a default exists
+
+    @property
+    def front(self) -> tuple[int, int, int]:
+        """The crack front: ``crack_front``, else the default of :data:`CLEAVAGE_SYSTEMS`."""
+        if self.crack_front is not None:
+            return tuple(int(i) for i in self.crack_front)
+        if self.crack_surface not in CLEAVAGE_SYSTEMS:
+            raise ValueError(f"no default crack front for {self.crack_surface}; pass crack_front=")
+        return CLEAVAGE_SYSTEMS[self.crack_surface]
+
+    def _default_name(self) -> str:
+        return "K_Ic_" + "".join(str(i) for i in self.crack_surface)
 
     def ingredients(self, calc: Calculator) -> dict[str, float]:
         """C11, C12, C44 (GPa), ``gamma`` (J/m²) and ``a0`` (Å) used for K_Ic."""
@@ -122,7 +130,7 @@ class GriffithToughness(Property):
     def evaluate(self, calc: Calculator) -> float:
         c = self.ingredients(calc)
         return griffith_k1c(
-            c["C11"], c["C12"], c["C44"], c["gamma"], self.crack_surface, self.crack_front, self.stress_state
+            c["C11"], c["C12"], c["C44"], c["gamma"], self.crack_surface, self.front, self.stress_state
         )
 
 

@@ -17,23 +17,21 @@ Protocol (defaults)
 
 States
 ------
-A saddle cannot be described before it is found. :meth:`VacancyMigrationEnergy.stationary_states`
-runs the NEB with a calculator and returns, and stores for :meth:`~VacancyMigrationEnergy.states`,
+A saddle cannot be described before it is found: :meth:`~VacancyMigrationEnergy.states` is None
+and :meth:`VacancyMigrationEnergy.stationary_states` runs the NEB with a calculator and returns
 
-* ``saddle`` — the converged climbing image, coefficient +1, ``relax="none"`` (a minimizer
-  must never touch it) and ``atoms.info["stationary"] = "saddle"``: it *is* stationary in
-  positions, so implicit propagation may treat it as a ``"positions"`` state whose Hessian has
-  one negative eigenvalue (the first-order, envelope-theorem term needs no Hessian at all);
-* ``initial`` — the relaxed initial minimum, coefficient −1, ``relax="positions"`` (already
-  relaxed: re-relaxing it is harmless).
+* ``saddle`` — the converged climbing image, coefficient +1, ``kind="saddle"`` in its positions
+  (never handed to a minimiser; implicit propagation expands it like a minimum, with one
+  negative Hessian eigenvalue expected);
+* ``initial`` — the relaxed initial minimum, coefficient −1.
 
-:meth:`~VacancyMigrationEnergy.evaluate` always runs its own NEB and stores nothing, so
-evaluating ensemble members does not change the states.
+:meth:`~VacancyMigrationEnergy.evaluate` combines the two, so every evaluation (an ensemble
+member's, a reference's) runs its own NEB; nothing is stored on the property.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from ase import Atoms
@@ -75,19 +73,20 @@ class VacancyMigrationEnergy(StateProperty):
     53
     """
 
-    name: str = "vacancy_migration_energy"
     size: int = 4
     lattice_constant: float = TUNGSTEN_A0
     n_images: int = 5
     spring: float = 0.1
     neb_fmax: float = 0.01
     neb_steps: int = 2000
-    _stationary: list | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         bcc_supercell(self.size, self.lattice_constant)  # validates size
         if int(self.n_images) < 1:
             raise ValueError(f"n_images must be >= 1, got {self.n_images}")
+
+    def _default_name(self) -> str:
+        return "vacancy_migration_energy"
 
     def endpoints(self) -> tuple[Atoms, Atoms]:
         """Unrelaxed (initial, final) structures: vacancy at the centre site, then at its [111] neighbour."""
@@ -130,39 +129,18 @@ class VacancyMigrationEnergy(StateProperty):
         return 1 + int(np.argmax(energies))
 
     def stationary_states(self, calc: Calculator) -> list[State]:
-        """Run the NEB with ``calc``; return and store [saddle (+1), initial minimum (−1)].
+        """Run the NEB with ``calc``: [saddle (+1, ``kind="saddle"``), initial minimum (−1)].
 
-        See the module docstring for what the states mean to propagation.
+        Both structures carry ``calc``. See the module docstring for what the states mean to
+        propagation.
         """
         images = self.band(calc)
-        saddle = images[self._saddle_index(images)].copy()
-        saddle.info["stationary"] = "saddle"
-        initial = images[0].copy()
-        self._stationary = [
-            State("saddle", saddle, "none", 1.0),
+        saddle, initial = images[self._saddle_index(images)].copy(), images[0].copy()
+        saddle.calc = initial.calc = calc
+        return [
+            State("saddle", saddle, "positions", 1.0, kind="saddle"),
             State("initial", initial, "positions", -1.0),
         ]
-        return list(self._stationary)
-
-    def states(self) -> list[State]:
-        """The states stored by the last :meth:`stationary_states` call.
-
-        Raises
-        ------
-        RuntimeError
-            If :meth:`stationary_states` has not been called: the saddle depends on the calculator.
-        """
-        if self._stationary is None:
-            raise RuntimeError(
-                f"{self.name}: the saddle is found by NEB; call stationary_states(calc) first"
-            )
-        return list(self._stationary)
-
-    def evaluate(self, calc: Calculator) -> float:
-        """E_m = E(saddle) − E(initial) from a fresh climbing-image NEB with ``calc``."""
-        images = self.band(calc)
-        saddle = images[self._saddle_index(images)]
-        return float(saddle.get_potential_energy() - images[0].get_potential_energy())
 
 
 def suite(quick: bool = False) -> list[StateProperty]:

@@ -6,7 +6,7 @@ atom sits on a Wyckoff position without a parameter, so forces vanish by symmetr
 of the phase's shape, and relaxing "cell" (scaled positions fixed) is the same as relaxing
 "both". Using "cell" matters: fcc, sc and diamond W are saddle points (fcc has C' < 0 along the
 Bain path, sc and diamond have unstable phonons), and a position relaxation seeded by round-off
-could drift towards bcc. After relaxing, :meth:`PhaseEnergy.relaxed_states` checks that each
+could drift towards bcc. After relaxing, :meth:`PhaseEnergy.stationary_states` checks that each
 cell kept the shape of its phase and raises :class:`~.base.RelaxationError` if it did not, so a
 collapsed phase is never reported as a small energy difference.
 
@@ -16,7 +16,7 @@ Known teacher behaviour: the ``W_2940_2017_2`` teacher puts A15 only ~0.013 eV/a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from ase import Atoms
@@ -114,8 +114,6 @@ class PhaseEnergy(StateProperty):
 
     phase: str = "fcc"
     kind: str = "energy"
-    name: str = field(default="", kw_only=True)
-    unit: str = field(default="", kw_only=True)
     lattice_constant: float = TUNGSTEN_A0
     volume_ratio: float | None = None
     shape_tol: float = 1e-3
@@ -125,9 +123,13 @@ class PhaseEnergy(StateProperty):
             raise ValueError(f"unknown phase {self.phase!r}; known: {tuple(PHASES)}")
         if self.kind not in ("energy", "volume"):
             raise ValueError(f"kind must be 'energy' or 'volume', got {self.kind!r}")
-        prefix = "dE" if self.kind == "energy" else "dV"
-        self.name = self.name or f"{prefix}_{self.phase}"
-        self.unit = self.unit or ("eV/atom" if self.kind == "energy" else "Å^3/atom")
+
+    def _default_name(self) -> str:
+        return f"{'dE' if self.kind == 'energy' else 'dV'}_{self.phase}"
+
+    @property
+    def unit(self) -> str:
+        return "eV/atom" if self.kind == "energy" else "Å^3/atom"
 
     def states(self) -> list[State]:
         ref = bcc_cell(self.lattice_constant)
@@ -138,11 +140,12 @@ class PhaseEnergy(StateProperty):
             State("bcc", ref, relax="cell", coefficient=-1.0 / len(ref), quantity=self.kind),
         ]
 
-    def relaxed_states(self, calc: Calculator) -> list[tuple[State, Atoms]]:
-        out = super().relaxed_states(calc)
-        for state, atoms in out:
-            phase = self.phase if state.name == self.phase else "bcc"
-            _check_shape(phase, state.atoms, atoms, self.shape_tol, f"{self.name}/{state.name}")
+    def stationary_states(self, calc: Calculator) -> list[State]:
+        """Relax both cells with ``calc`` and check that each kept its phase's shape."""
+        out = super().stationary_states(calc)
+        for start, relaxed in zip(self.states(), out):
+            phase = self.phase if start.name == self.phase else "bcc"
+            _check_shape(phase, start.atoms, relaxed.atoms, self.shape_tol, f"{self.name}/{start.name}")
         return out
 
 
@@ -158,11 +161,12 @@ class HcpAxialRatio(Property):
         Cell-filter tolerance and step budget.
     """
 
-    name: str = "ca_hcp"
-    unit: str = ""
     lattice_constant: float = TUNGSTEN_A0
     fmax: float = 1e-4
     steps: int = 2000
+
+    def _default_name(self) -> str:
+        return "ca_hcp"
 
     def evaluate(self, calc: Calculator) -> float:
         start = phase_cell("hcp", PHASES["hcp"] * self.lattice_constant**3 / 2)

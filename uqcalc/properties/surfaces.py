@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from math import gcd
+from typing import ClassVar
 
 import numpy as np
 from ase import Atoms, units
@@ -167,7 +168,7 @@ class SurfaceEnergy(StateProperty):
     miller
         Surface normal, e.g. ``(1, 1, 0)`` or ``"110"``.
     layers
-        Atomic planes in the slab; default :data:`LAYERS` (converged to < 0.001 J/m² for the teacher).
+        Atomic planes in the slab; None: :data:`LAYERS` (converged to < 0.001 J/m² for the teacher).
     vacuum
         Vacuum gap between the slab and its periodic image (Å).
     repeat
@@ -184,23 +185,36 @@ class SurfaceEnergy(StateProperty):
     repeat: tuple[int, int] = (1, 1)
     lattice_constant: float | None = TUNGSTEN_A0
     relaxed: bool = True
-    name: str = field(default="", kw_only=True)
-    unit: str = field(default="J/m^2", kw_only=True)
+    scale: float = field(default=EV_PER_A2, kw_only=True)
+
+    unit: ClassVar[str] = "J/m^2"
 
     def __post_init__(self):
-        self.miller = _miller(self.miller)
-        if self.layers is None:
-            if self.miller not in LAYERS:
-                raise ValueError(f"no default layer count for {self.miller}; pass layers=")
-            self.layers = LAYERS[self.miller]
-        self.name = self.name or "gamma_" + "".join(str(i) for i in self.miller)
-        self.scale = EV_PER_A2
+        self.miller = _miller(self.miller)  # idempotent: "110" and (1, 1, 0) are the same surface
+        self.n_layers  # validates that a default exists
+
+    @property
+    def n_layers(self) -> int:
+        """Atomic planes of the slab: ``layers``, else the default of :data:`LAYERS`."""
+        if self.layers is not None:
+            return int(self.layers)
+        if self.miller not in LAYERS:
+            raise ValueError(f"no default layer count for {self.miller}; pass layers=")
+        return LAYERS[self.miller]
+
+    @property
+    def combines_states(self) -> bool:
+        # the states need a fixed cell: with the calculator's own a0 they would move with θ
+        return self.lattice_constant is not None
+
+    def _default_name(self) -> str:
+        return "gamma_" + "".join(str(i) for i in self.miller)
 
     def structures(self, lattice_constant: float) -> tuple[Atoms, Atoms]:
         """(slab, bulk reference) at ``lattice_constant``, repeated ``repeat`` in plane."""
         reps = (*self.repeat, 1)
         return (
-            slab(self.miller, self.layers, lattice_constant, self.vacuum).repeat(reps),
+            slab(self.miller, self.n_layers, lattice_constant, self.vacuum).repeat(reps),
             oriented_bulk(self.miller, lattice_constant).repeat(reps),
         )
 
