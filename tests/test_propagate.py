@@ -33,7 +33,7 @@ from uqcalc.propagate import (
     StateExpansion,
 )
 from uqcalc.propagate.coordinates import Coordinates
-from uqcalc.propagate.hessian import HessianOperator, dense_hessian
+from uqcalc.propagate.hessian import HessianOperator, HessianSolver, dense_hessian
 from uqcalc.properties.base import (
     Property,
     RelaxationError,
@@ -107,7 +107,7 @@ class UnrelaxedEnergy(Property):
     """Energy of a fixed rattled structure: affine in θ (declares it)."""
 
     name, unit = "unrelaxed_energy", "eV"
-    linear_in_theta = True
+    affine_in_theta = True
 
     def __init__(self, square: bool = False):
         self.atoms = bcc(2)
@@ -124,7 +124,7 @@ class UnrelaxedEnergy(Property):
 class PlainEnergy(UnrelaxedEnergy):
     """The same property without the affine declaration."""
 
-    linear_in_theta = False
+    affine_in_theta = False
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +200,7 @@ _SCALES = np.array([2.0, 1.0, 0.5, 0.25, 0.125])
 def _order_errors(d, theta, delta, state, fmax, member_hessian):
     """Errors of the implicit energy, positions and volume against re-relaxation at θ̄ + tδ."""
     at = relax(state.atoms, LinearPotential(d, theta), state.relax, fmax, 20000)
-    exp = StateExpansion.build(d, theta, at, state.relax, member_hessian=member_hessian)
+    exp = StateExpansion.build(d, theta, at, state.relax, solver=HessianSolver(member_hessian=member_hessian))
     errs = []
     for t in _SCALES:
         th = theta + t * delta
@@ -257,7 +257,7 @@ def test_position_derivative_is_the_first_order_response(model):
     d, ens = model
     state = Vacancy(repeat=2).states()[0]
     at = relax(state.atoms, LinearPotential(d, ens.theta), "positions", 1e-8, 20000)
-    exp = StateExpansion.build(d, ens.theta, at, "positions", member_hessian=False)
+    exp = StateExpansion.build(d, ens.theta, at, "positions", solver=HessianSolver(member_hessian=False))
     dX = exp.position_derivative()
     delta = far_member(ens)
     moved = exp.structure(ens.theta + delta).positions - exp.structure(ens.theta).positions

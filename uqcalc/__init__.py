@@ -9,10 +9,12 @@ _LAZY = {
     "LinearPotential": "uqcalc.calculator",
     "CommitteeCalculator": "uqcalc.calculator",
     "save_model": "uqcalc.calculator",
+    "LinearModel": "uqcalc.model",
     "propagate": "uqcalc.propagate",
 }
 
-__all__ = ["CommitteeCalculator", "LinearPotential", "UQCalculator", "__version__", "save_model"]
+__all__ = ["CommitteeCalculator", "LinearModel", "LinearPotential", "UQCalculator", "__version__", "propagate",
+           "save_model"]
 
 
 def __getattr__(name: str):

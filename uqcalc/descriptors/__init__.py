@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import threading
+
 from .base import Descriptor, Rows
 from .pair import PairBasis
 from .snap import SNAP
 
-__all__ = ["SNAP", "Descriptor", "PairBasis", "Rows", "from_spec"]
+__all__ = ["SNAP", "Descriptor", "PairBasis", "Rows", "from_spec", "worker_descriptor"]
 
 _TYPES = {"SNAP": SNAP, "PairBasis": PairBasis}
 
@@ -24,3 +27,25 @@ def from_spec(spec: dict) -> Descriptor:
         raise ValueError(f"unknown descriptor type {kind!r}; known: {sorted(_TYPES)}")
     kwargs = {k: v for k, v in spec.items() if k != "type"}
     return _TYPES[kind](**kwargs)
+
+
+_local = threading.local()
+
+
+def worker_descriptor(spec: dict | Descriptor) -> Descriptor:
+    """The descriptor of ``spec``, built once per worker thread and kept.
+
+    Executor tasks receive a descriptor's JSON spec, never a live descriptor (a SNAP descriptor
+    holds a LAMMPS instance, which neither pickles nor is thread-safe); rebuilding it for every
+    task would start a new LAMMPS instance each time. A live descriptor is returned as it is
+    (serial runs).
+    """
+    if not isinstance(spec, dict):
+        return spec
+    cache = getattr(_local, "descriptors", None)
+    if cache is None:
+        cache = _local.descriptors = {}
+    key = json.dumps(spec, sort_keys=True)
+    if key not in cache:
+        cache[key] = from_spec(spec)
+    return cache[key]

@@ -1,14 +1,17 @@
 """Propagation of a parameter ensemble to material properties.
 
-``propagate(prop, calc_or_ensemble, method=...)`` returns a :class:`PropertyEnsemble` (point
-value at θ̄, member values, std, lower, upper, failures, flags):
+``propagate(prop, model, method=...)`` returns a :class:`PropertyEnsemble` (point value at θ̄,
+member values, std, lower, upper, failures, flags). The methods are propagator objects
+(:mod:`.base`; by name in :data:`PROPAGATORS`), usable directly:
 
-* ``"resample"`` evaluates the property once per member through any
+* :class:`Resample` evaluates the property once per member through any
   ``concurrent.futures.Executor`` (:mod:`.resample`);
-* ``"implicit"`` relaxes each stationary state once and expands the relaxed energy to second
+* :class:`Implicit` relaxes each stationary state once and expands the relaxed energy to second
   order in the parameters by implicit differentiation (Maliyov, Grigorev & Swinburne,
-  arXiv:2407.02414; :mod:`.implicit`, :mod:`.hessian`, :mod:`.coordinates`, :mod:`.symmetry`);
-* ``"linear"`` keeps the first-order (envelope-theorem) term.
+  arXiv:2407.02414; :mod:`.implicit`, :mod:`.expansion`, :mod:`.hessian`, :mod:`.coordinates`,
+  :mod:`.symmetry`); :class:`Linear` keeps the first-order (envelope-theorem) term;
+* :class:`Affine` is exact for properties declared affine in θ;
+* :class:`VerifyExtremes` and :class:`BoxCorners` wrap any of them (:mod:`.checks`).
 
 ``uqcalc.propagate`` is both this package and the function: importing a submodule makes Python
 bind the package to the attribute ``uqcalc.propagate``, shadowing the lazily exported function,
@@ -18,18 +21,35 @@ so the package itself is made callable (it forwards to :func:`~.core.propagate`)
 import sys
 import types
 
-from .core import METHODS, propagate
-from .hessian import SingularHessianError
-from .implicit import StateExpansion
+from .affine import Affine
+from .base import Check, Propagator
+from .checks import BoxCorners, VerifyExtremes
+from .core import METHODS, build_propagator, propagate
+from .expansion import StateExpansion
+from .hessian import HessianSolver, SingularHessianError
+from .implicit import Implicit, Linear
+from .registry import PROPAGATORS
+from .resample import Resample
 from .result import PropagationError, PropagationWarning, PropertyEnsemble
 
 __all__ = [
     "METHODS",
+    "PROPAGATORS",
+    "Affine",
+    "BoxCorners",
+    "Check",
+    "HessianSolver",
+    "Implicit",
+    "Linear",
     "PropagationError",
     "PropagationWarning",
+    "Propagator",
     "PropertyEnsemble",
+    "Resample",
     "SingularHessianError",
     "StateExpansion",
+    "VerifyExtremes",
+    "build_propagator",
     "propagate",
 ]
 

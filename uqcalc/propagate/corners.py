@@ -68,7 +68,7 @@ def finite_difference_slope(prop, descriptor, ensemble, executor: Executor | Non
     thetas = np.concatenate([theta[None, :], theta + h[:, None] * axes.T, theta - h[:, None] * axes.T])
     labels = list(range(-1, 2 * R))
     values, errors = evaluate_members(prop, descriptor, thetas, labels, executor, progress=progress,
-                                      description=f"box slope {getattr(prop, 'name', '')}".strip())
+                                      description=f"box slope {prop.name}".strip())
     f0 = values.get(-1)
     slope = np.zeros(R)
     failed = []
@@ -100,7 +100,7 @@ def evaluate_corners(prop, descriptor, ensemble, slope: np.ndarray, executor: Ex
     z_lo, z_hi = corner_coordinates(slope, ensemble.lower, ensemble.upper)
     corners = ensemble.theta[None, :] + np.stack([z_lo, z_hi]) @ ensemble.axes.T
     values, errors = evaluate_members(prop, descriptor, corners, [0, 1], executor, progress=progress,
-                                      description=f"box corners {getattr(prop, 'name', '')}".strip())
+                                      description=f"box corners {prop.name}".strip())
     return {
         "exact_at_corners": [values.get(0), values.get(1)],
         "corner_errors": [errors.get(0), errors.get(1)],

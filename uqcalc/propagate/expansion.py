@@ -32,6 +32,9 @@ a volume's first-order term does need dq*/dθ, hence H.
 
 States whose gradient rows vanish identically (perfect crystals relaxed in positions: every
 atom is an inversion centre, so forces are zero for every θ) do not move; their Hessian is skipped.
+
+Size: ~430 lines for one class, :class:`StateExpansion`; its dense, member-Hessian and
+matrix-free branches share the solves and are not separable without passing their state around.
 """
 
 from __future__ import annotations
@@ -41,9 +44,11 @@ import time
 import numpy as np
 from ase import Atoms
 
+from ..ensemble import deviation_basis
 from .coordinates import Coordinates
 from .hessian import (
     HessianOperator,
+    HessianSolver,
     PseudoInverse,
     complement_basis,
     dense_hessian,
@@ -112,50 +117,32 @@ class StateExpansion:
         name: str = "state",
         quantity: str = "energy",
         need_hessian: bool = True,
-        hessian: str = "auto",
-        member_hessian: bool | None = None,
+        solver: HessianSolver | None = None,
         deviations: np.ndarray | None = None,
-        step: float = 1e-3,
-        symmetry: bool = True,
-        singular_atol: float = 1e-5,
-        solver_rtol: float = 1e-8,
         executor=None,
     ) -> StateExpansion:
-        """Expansion of ``atoms`` (already relaxed at ``theta`` in mode ``relax``).
+        """Expansion of ``atoms`` (already stationary at ``theta`` in mode ``relax``).
 
         Parameters
         ----------
         descriptor : Descriptor
         theta : (P,) ndarray
         atoms : Atoms
-            The relaxed structure; its constraints (if any) are the relaxation's.
+            The stationary structure; its constraints (if any) are the relaxation's.
         relax : {"none", "positions", "cell", "both"}
         name, quantity : str
             State label and its quantity (``"energy"`` or ``"volume"``).
         need_hessian : bool, default True
             False for first-order energy propagation: skips H (and dq*/dθ).
-        hessian : {"auto", "dense", "matrix-free"}
-            Dense central differences (2 descriptor calls per coordinate, fewer with symmetry or
-            constraints) or MINRES on finite-difference Hessian–vector products (H(θ̄) only).
-            ``"auto"``: dense up to 3000 coordinates.
-        member_hessian : bool, optional
-            Use each member's exact H(θ_m) (see the module docstring). Default: whenever the
-            Hessian is dense and its per-component tensor fits in memory (all P + 1 components,
-            else the span of ``deviations``).
+        solver : HessianSolver, optional
+            How H is built and applied (default :class:`~.hessian.HessianSolver()`).
         deviations : (M, P) ndarray, optional
             θ_m − θ̄ of the members to be predicted: the subspace for member Hessians when all
             components do not fit, and for the matrix-free solves.
-        step : float, default 1e-3
-            Finite-difference step in Å (see :mod:`.hessian`).
-        symmetry : bool, default True
-            Use space-group symmetry for the dense Hessian.
-        singular_atol : float, default 1e-5
-            Eigenvalues (eV/Å²) below this, beyond the zero modes, make H singular (dense).
-        solver_rtol : float, default 1e-8
-            MINRES relative tolerance (matrix-free).
         executor : concurrent.futures.Executor, optional
             Evaluates the dense Hessian's difference columns in parallel.
         """
+        solver = HessianSolver() if solver is None else solver
         theta = np.asarray(theta, dtype=float)
         P = theta.size
         start = time.perf_counter()
@@ -187,20 +174,19 @@ class StateExpansion:
             # symmetric state: no parameter moves it (perfect crystal), dq*/dθ = 0 exactly
             info["hessian"] = "none (gradient rows vanish by symmetry)"
             return exp
-        method = hessian
+        step, symmetry, member_hessian = solver.step, solver.symmetry, solver.member_hessian
+        method = solver.method
         if method == "auto":
             method = "dense" if coords.n_dof <= _AUTO_DENSE_MAX_DOF else "matrix-free"
         if method == "matrix-free":
             if member_hessian:
-                raise ValueError("member_hessian needs hessian='dense' (a matrix-free solve per member is too costly)")
-            exp.kind, exp._op = "matrix-free", HessianOperator(descriptor, coords, aug, step=step, rtol=solver_rtol,
+                raise ValueError("member_hessian needs the dense Hessian (a matrix-free solve per member is too costly)")
+            exp.kind, exp._op = "matrix-free", HessianOperator(descriptor, coords, aug, step=step, rtol=solver.rtol,
                                                                 name=f"state {name!r}")
             info.update(hessian="matrix-free", step=step)
             exp._prepare_matrix_free(deviations)
             info["time_hessian"] = time.perf_counter() - start
             return exp
-        if method != "dense":
-            raise ValueError(f"hessian must be 'auto', 'dense' or 'matrix-free', got {hessian!r}")
         directional = B is not None and B.shape[1] < n_dense_columns(coords, symmetry)
         n_cols = B.shape[1] if directional else n_dense_columns(coords, symmetry)
         size = coords.n_dof * (n_cols if directional else coords.n_dof)  # floats per Hessian component
@@ -216,7 +202,7 @@ class StateExpansion:
             E, kind = None, "dense"
         exp.kind, exp._E, exp._T_mode = "dense", E, mode
         Hbar = Hx @ exp._coef(theta[None, :])[0]
-        pinv = PseudoInverse(Bx.T @ Hbar @ Bx, np.eye(Bx.shape[1]), atol=singular_atol, name=f"state {name!r}")
+        pinv = PseudoInverse(Bx.T @ Hbar @ Bx, np.eye(Bx.shape[1]), atol=solver.singular_atol, name=f"state {name!r}")
         V = Bx @ pinv.basis  # eigenvectors of H(θ̄) on the free space, x coordinates
         exp._inv0 = (V / pinv.eigenvalues) @ V.T  # H(θ̄)⁺
         if mode != "fixed":
@@ -240,8 +226,7 @@ class StateExpansion:
         if size * (P + 1) <= _TENSOR_BUDGET:
             return np.eye(P + 1), "full"
         if deviations is not None:
-            _, s, vt = np.linalg.svd(np.atleast_2d(deviations), full_matrices=False)
-            W = vt[s > 1e-12 * max(s.max(initial=0.0), 1e-300)].T  # (P, r)
+            W = deviation_basis(deviations).T  # (P, r)
             if size * (W.shape[1] + 1) <= _TENSOR_BUDGET:
                 self._W = W
                 return np.concatenate([aug[:, None], np.vstack([W, np.zeros((1, W.shape[1]))])], axis=1), "subspace"
@@ -284,8 +269,7 @@ class StateExpansion:
         P = self.theta.size
         basis = np.eye(P)
         if deviations is not None:
-            _, s, vt = np.linalg.svd(np.atleast_2d(deviations), full_matrices=False)
-            basis = vt[s > 1e-12 * max(s.max(initial=0.0), 1e-300)].T
+            basis = deviation_basis(deviations).T
         sol = self._op(np.concatenate([self.g0[:, None], self.M @ basis], axis=1))
         self._z0, self._Zb, self._basis = sol[:, 0], sol[:, 1:], basis
         self.info.update(n_evaluations=self.info["n_evaluations"] + self._op.n_evaluations,

@@ -30,15 +30,19 @@ matrix-free alternative: Hessian–vector products from two gradient calls, solv
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 
 import numpy as np
 
+from ..descriptors import worker_descriptor
 from .coordinates import Coordinates
+from .executors import batch_size, map_batches
 from .symmetry import orbits
 
 __all__ = [
+    "HESSIAN_METHODS",
     "HessianOperator",
+    "HessianSolver",
     "PseudoInverse",
     "SingularHessianError",
     "complement_basis",
@@ -68,9 +72,7 @@ def _difference_columns(descriptor, coords: Coordinates, T: np.ndarray, directio
 
 def _fd_task(spec, coords, T, directions, step):
     """Executor task: difference columns with the worker's descriptor for ``spec``."""
-    from .resample import _worker_descriptor
-
-    return _difference_columns(_worker_descriptor(spec), coords, T, directions, step)
+    return _difference_columns(worker_descriptor(spec), coords, T, directions, step)
 
 
 def hessian_columns(descriptor, coords: Coordinates, T: np.ndarray, directions: np.ndarray,
@@ -82,9 +84,7 @@ def hessian_columns(descriptor, coords: Coordinates, T: np.ndarray, directions: 
     """
     if executor is None or len(directions) < 2:
         return _difference_columns(descriptor, coords, T, directions, step)
-    from .resample import executor_workers, map_batches
-
-    per = max(1, math.ceil(len(directions) / (4 * executor_workers(executor))))
+    per = batch_size(len(directions), executor)
     spec = descriptor.spec()
     blocks = [directions[i : i + per] for i in range(0, len(directions), per)]
     results = map_batches(_fd_task, [(spec, coords, T, b, step) for b in blocks], executor)
@@ -358,3 +358,49 @@ class HessianOperator:
                 )
             out[:, k] = self.project(x)
         return out[:, 0] if rhs.ndim == 1 else out
+
+
+# --------------------------------------------------------------------------- settings
+
+
+HESSIAN_METHODS = ("auto", "dense", "matrix-free")
+
+
+@dataclass(frozen=True)
+class HessianSolver:
+    """How implicit differentiation builds and applies H⁺ at a relaxed state.
+
+    Parameters
+    ----------
+    method : {"auto", "dense", "matrix-free"}, default "auto"
+        Dense central differences (2 descriptor calls per coordinate, fewer with symmetry or
+        constraints) or MINRES on finite-difference Hessian–vector products (H(θ̄) only).
+        ``"auto"``: dense up to 3000 coordinates.
+    member_hessian : bool, optional
+        Expand each member with its own exact H(θ_m) (:mod:`.expansion`). Default: whenever
+        the Hessian is dense and its per-component tensor fits in memory. False gives the
+        paper's fixed-Hessian expansion.
+    step : float, default 1e-3
+        Finite-difference step (Å; strains scaled by V^(1/3)).
+    symmetry : bool, default True
+        Use space-group symmetry for the dense Hessian.
+    singular_atol : float, default 1e-5
+        Eigenvalue (eV/Å²) below which H is singular beyond its zero modes (an error).
+    rtol : float, default 1e-8
+        MINRES relative tolerance of the matrix-free solves.
+    """
+
+    method: str = "auto"
+    member_hessian: bool | None = None
+    step: float = 1e-3
+    symmetry: bool = True
+    singular_atol: float = 1e-5
+    rtol: float = 1e-8
+
+    def __post_init__(self) -> None:
+        if self.method not in HESSIAN_METHODS:
+            raise ValueError(f"hessian method must be one of {HESSIAN_METHODS}, got {self.method!r}")
+        if self.member_hessian and self.method == "matrix-free":
+            raise ValueError("member_hessian needs the dense Hessian (a matrix-free solve per member is too costly)")
+        if not self.step > 0:
+            raise ValueError(f"finite-difference step must be > 0, got {self.step!r}")

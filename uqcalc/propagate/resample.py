@@ -3,7 +3,7 @@
 A task carries the descriptor's JSON spec (never a live descriptor: a SNAP descriptor holds a
 LAMMPS instance), the property object (ASE Atoms inside, picklable) and a batch of parameter
 vectors; it returns plain numbers and error messages. Each worker process or thread rebuilds a
-descriptor once per spec and keeps it (:func:`_worker_descriptor`), so a LAMMPS instance serves
+descriptor once per spec and keeps it (:func:`uqcalc.descriptors.worker_descriptor`), so a LAMMPS instance serves
 every batch that lands on that worker; batching several members per task amortises the rest
 of the per-task cost (pickling the property, scheduling).
 
@@ -17,40 +17,30 @@ A dask ``Client.get_executor()`` reschedules the tasks of a killed worker by its
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, as_completed
+import time
+from collections.abc import Sequence
+from concurrent.futures import Executor
 
 import numpy as np
 
-__all__ = ["evaluate_members", "map_batches"]
+from ..descriptors import worker_descriptor
+from ..model import LinearModel
+from .base import Propagator, require_members, result_metadata
+from .executors import batch_size as default_batch_size
+from .executors import map_batches
+from .result import PropagationError, PropertyEnsemble
 
-_local = threading.local()
+__all__ = ["Resample", "evaluate_members"]
 
-
-def _worker_descriptor(spec_or_descriptor):
-    """The descriptor of a spec, built once per worker thread (a LAMMPS instance is not thread-safe)."""
-    if not isinstance(spec_or_descriptor, dict):
-        return spec_or_descriptor
-    from ..descriptors import from_spec
-
-    cache = getattr(_local, "descriptors", None)
-    if cache is None:
-        cache = _local.descriptors = {}
-    key = json.dumps(spec_or_descriptor, sort_keys=True)
-    if key not in cache:
-        cache[key] = from_spec(spec_or_descriptor)
-    return cache[key]
+# members per task at most: a killed worker then loses little work
+_MAX_BATCH = 16
 
 
 def _evaluate_batch(descriptor, prop, labels: Sequence[int], thetas: np.ndarray) -> list[tuple]:
     """Worker: ``prop.evaluate`` for each parameter vector → [(label, value | None, error | None)]."""
     from ..calculator import LinearPotential
 
-    descriptor = _worker_descriptor(descriptor)
+    descriptor = worker_descriptor(descriptor)
     out = []
     for label, theta in zip(labels, thetas):
         try:
@@ -62,51 +52,6 @@ def _evaluate_batch(descriptor, prop, labels: Sequence[int], thetas: np.ndarray)
         except Exception as err:  # noqa: BLE001 - any failure of one member is recorded, reported by the caller
             out.append((int(label), None, f"{type(err).__name__}: {err}"))
     return out
-
-
-def executor_workers(executor: Executor | None) -> int:
-    """Best guess of an executor's parallelism (for batch sizes)."""
-    if executor is None:
-        return 1
-    client = getattr(executor, "_client", None)  # distributed.cfexecutor.ClientExecutor
-    if client is not None:
-        try:
-            return max(1, sum(client.nthreads().values()))
-        except Exception:  # noqa: BLE001, S110 - a closed client: fall back to the CPU count
-            pass
-    return int(getattr(executor, "_max_workers", 0) or os.cpu_count() or 1)
-
-
-def map_batches(
-    fn: Callable,
-    batches: list,
-    executor: Executor | None,
-    progress=None,
-    weights: Sequence[int] | None = None,
-) -> list:
-    """``[fn(*batch) for batch in batches]`` through ``executor``; exceptions are returned, not raised.
-
-    ``progress`` is a tqdm bar (or None), advanced by ``weights[i]`` when batch ``i`` finishes.
-    """
-    weights = weights or [1] * len(batches)
-    results: list = [None] * len(batches)
-    if executor is None:
-        for i, batch in enumerate(batches):
-            try:
-                results[i] = fn(*batch)
-            except Exception as err:  # noqa: BLE001 - returned like a failed future's exception
-                results[i] = err
-            if progress is not None:
-                progress.update(weights[i])
-        return results
-    futures = {executor.submit(fn, *batch): i for i, batch in enumerate(batches)}
-    for future in as_completed(futures):
-        i = futures[future]
-        err = future.exception()
-        results[i] = err if err is not None else future.result()
-        if progress is not None:
-            progress.update(weights[i])
-    return results
 
 
 def evaluate_members(
@@ -146,7 +91,7 @@ def evaluate_members(
     thetas = np.atleast_2d(np.asarray(thetas, dtype=float))
     K = thetas.shape[0]
     if batch_size is None:
-        batch_size = 1 if executor is None else max(1, min(16, math.ceil(K / (4 * executor_workers(executor)))))
+        batch_size = default_batch_size(K, executor, cap=_MAX_BATCH)
     batch_size = int(batch_size)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -176,3 +121,73 @@ def evaluate_members(
             else:
                 errors[label] = error
     return values, errors
+
+
+class Resample(Propagator):
+    """Evaluate the property once per member (every state re-relaxed), through any executor.
+
+    Parameters
+    ----------
+    batch_size : int, optional
+        Members per task (default: 1 serially, else about four tasks per worker, ≤ 16 each).
+    max_members : int, optional
+        Evaluate a seeded subset of this many members (θ̄, box and covariance kept); resampling
+        relaxes every member, so a 1000-member POPS ensemble costs 1000 relaxations per property.
+    seed : int, default 0
+        Seed of that subset.
+
+    Notes
+    -----
+    Works for every property. A member that fails (a relaxation that does not converge, any
+    exception in ``evaluate``) is recorded in ``failed`` with its message and is NaN in
+    ``members``; statistics use the others, and the result is flagged.
+    """
+
+    name = "resample"
+
+    def __init__(self, *, batch_size: int | None = None, max_members: int | None = None, seed: int = 0):
+        self.batch_size = batch_size
+        self.max_members = max_members
+        self.seed = seed
+
+    def supports(self, prop) -> bool:
+        return True
+
+    def __call__(self, prop, model: LinearModel, executor: Executor | None = None, *,
+                 progress: bool = True) -> PropertyEnsemble:
+        require_members(model)
+        model = model.subsample(self.max_members, self.seed)
+        ensemble = model.ensemble
+        M = ensemble.n_members
+        thetas = np.concatenate([ensemble.theta[None, :], ensemble.members])
+        labels = [-1, *range(M)]
+        size = self.batch_size or default_batch_size(M + 1, executor, cap=_MAX_BATCH)
+        t0 = time.perf_counter()
+        values, errors = evaluate_members(prop, model.descriptor, thetas, labels, executor, size, progress,
+                                          description=f"resample {prop.name}".strip())
+        elapsed = time.perf_counter() - t0
+        good = [values[i] for i in range(M) if i in values]
+        if not good:
+            first = "; ".join(f"member {k}: {errors[k]}" for k in sorted(errors)[:3])
+            raise PropagationError(f"{prop.name!r}: every member failed ({first})")
+        shape = np.shape(good[0])
+        members = np.full((M,) + shape, np.nan)
+        for i, v in values.items():
+            if i >= 0:
+                members[i] = v
+        value = np.asarray(values[-1], dtype=float) if -1 in values else np.full(shape, np.nan)
+        out = PropertyEnsemble(
+            name=prop.name, unit=prop.unit, method=self.name,
+            value=value if shape else float(value),
+            members=members,
+            failed=[{"member": k, "error": errors[k]} for k in sorted(errors) if k >= 0],
+            diagnostics={"time_members": elapsed, "batch_size": size,
+                         "executor": None if executor is None else type(executor).__name__},
+            metadata=result_metadata(prop, model, self),
+        )
+        if -1 in errors:
+            out.flag(f"the point estimate θ̄ failed: {errors[-1]}")
+        if out.failed:
+            out.flag(f"{len(out.failed)} of {M} members failed (see .failed); statistics use the other "
+                     f"{M - len(out.failed)}")
+        return out

@@ -1,0 +1,243 @@
+"""Propagators as objects: the registry, the façade's mapping onto them, a new method and a new
+saddle-type property that need no change in ``uqcalc.propagate``, and LinearModel."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import warnings
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from uqcalc import LinearModel, LinearPotential, UQCalculator, propagate
+from uqcalc.ensemble import ParameterEnsemble
+from uqcalc.propagate import (
+    METHODS,
+    PROPAGATORS,
+    Affine,
+    BoxCorners,
+    HessianSolver,
+    Implicit,
+    Linear,
+    PropagationWarning,
+    Propagator,
+    PropertyEnsemble,
+    Resample,
+    VerifyExtremes,
+    build_propagator,
+)
+from uqcalc.propagate.base import require_members, result_metadata
+from uqcalc.properties import Property, VacancyFormationEnergy, VacancyMigrationEnergy
+
+from .models import A0, fitted_model
+
+
+@pytest.fixture(scope="module")
+def model():
+    return LinearModel(*fitted_model(8))
+
+
+# -- LinearModel ----------------------------------------------------------------------------
+
+
+def test_linear_model_views_and_identity(model):
+    d, ens = model.descriptor, model.ensemble
+    assert LinearModel.of((d, ens)).spec() == model.spec() == LinearModel.of(UQCalculator(d, ens)).spec()
+    assert LinearModel.of(model) is model
+    atoms = bulk("W", "bcc", a=A0, cubic=True).repeat(2)
+    atoms.rattle(0.05, seed=1)
+    for theta in (None, ens.members[3]):
+        atoms.calc = model.potential(theta)
+        e = atoms.get_potential_energy()
+        atoms.calc = LinearPotential(d, ens.theta if theta is None else theta)
+        assert e == atoms.get_potential_energy()
+    assert isinstance(model.calculator(bounds="sampled"), UQCalculator)
+    json.dumps(model.spec())  # workers and stores need it JSON-able
+    # the spec changes with any array of the ensemble
+    moved = ParameterEnsemble(ens.theta, ens.members + 1e-9, covariance=ens.covariance)
+    assert model.with_ensemble(moved).spec() != model.spec()
+    sub = model.subsample(3, seed=0)
+    assert sub.ensemble.n_members == 3 and model.subsample(None) is model and model.subsample(100) is model
+    np.testing.assert_array_equal(sub.theta, ens.theta)
+
+
+def test_linear_model_rejects_what_does_not_belong_together(model):
+    from uqcalc.descriptors import PairBasis
+
+    with pytest.raises(ValueError, match="parameters"):
+        LinearModel(PairBasis(n_basis=3), model.ensemble)
+    with pytest.raises(TypeError, match="UQCalculator"):
+        LinearModel.of(model.potential())
+
+
+# -- the registry and the façade -------------------------------------------------------------
+
+
+def test_every_registered_method_is_a_propagator_with_json_params():
+    assert METHODS == tuple(PROPAGATORS)
+    for name, cls in PROPAGATORS.items():
+        p = cls()
+        assert isinstance(p, Propagator) and p.name == name
+        assert json.loads(json.dumps(p.params()))["class"] == cls.__name__
+
+
+def test_facade_builds_the_documented_propagators():
+    p = build_propagator("implicit", exact_corners=True, member_hessian=False, corner_step=0.2)
+    assert isinstance(p, BoxCorners) and p.step == 0.2
+    assert isinstance(p.inner, VerifyExtremes) and isinstance(p.inner.inner, Implicit)
+    assert p.inner.inner.solver == HessianSolver(member_hessian=False)
+    assert isinstance(build_propagator("linear"), Linear)  # no extreme-member check by default
+    assert isinstance(build_propagator("resample", max_members=3), Resample)
+    # settings reach params(), which stores key on
+    assert build_propagator("implicit").params() != build_propagator("implicit", fd_step=2e-3).params()
+    with pytest.raises(ValueError, match="refine"):
+        build_propagator("linear", refine=True)
+    with pytest.raises(ValueError, match="max_members"):
+        build_propagator("implicit", max_members=3)
+    with pytest.raises(ValueError, match="hessian method"):
+        build_propagator("implicit", hessian="sparse")
+
+
+def test_propagator_objects_and_facade_agree(model):
+    prop = VacancyFormationEnergy(size=3, fmax=1e-4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PropagationWarning)
+        by_name = propagate(prop, model, "implicit", progress=False, verify_extremes=False)
+        by_object = propagate(prop, model, Implicit(), progress=False)
+        direct = Implicit()(prop, model, progress=False)
+    np.testing.assert_array_equal(by_name.members, by_object.members)
+    np.testing.assert_array_equal(direct.members, by_object.members)
+    assert by_object.metadata["propagator"]["class"] == "Implicit"
+    with pytest.raises(TypeError, match="settings of the propagator"):
+        propagate(prop, model, Implicit(), progress=False, fd_step=2e-3)
+
+
+# -- a new method: one class, nothing else changes -------------------------------------------
+
+
+class MemberMedian(Propagator):
+    """A toy method written outside the package: resample, then report the median member as the
+    value (a different point estimate). Exercises the whole extension surface."""
+
+    name = "member-median"
+
+    def __init__(self, *, max_members: int | None = None):
+        self.max_members = max_members
+
+    def supports(self, prop) -> bool:
+        return True
+
+    def __call__(self, prop, model, executor=None, *, progress=True) -> PropertyEnsemble:
+        require_members(model)
+        out = Resample(max_members=self.max_members)(prop, model, executor, progress=progress)
+        return PropertyEnsemble(name=prop.name, unit=prop.unit, method=self.name,
+                                value=float(np.nanmedian(out.members)), members=out.members,
+                                metadata=result_metadata(prop, model, self))
+
+
+def test_a_new_method_runs_through_propagate_and_a_study(model, tmp_path):
+    from uqcalc.coverage import BackendSpec, CalculatorReference, CoverageStudy
+
+    prop = VacancyFormationEnergy(size=3, fmax=1e-3)
+    out = propagate(prop, model, MemberMedian(max_members=4), progress=False)
+    assert out.method == "member-median" and out.n_members == 4
+    assert out.value == pytest.approx(np.median(out.members))
+
+    calls = []
+
+    class CountingReference(CalculatorReference):
+        def value(self, p):
+            calls.append(p.name)
+            return super().value(p)
+
+    def study(max_members):
+        return CoverageStudy(
+            _design(), model.descriptor, [BackendSpec("given", _Given(model.ensemble))], [prop],
+            CountingReference(model.potential, "θ̄"), propagation=[MemberMedian(max_members=max_members)],
+            fallback=None, store=tmp_path, progress=False)
+
+    first = study(3).run().records[0]
+    assert first["method"] == "member-median" and first["n_members"] == 3
+    again = study(3)
+    again.run()
+    assert again.counts["propagations"] == 0  # same propagator settings: stored result reused
+    changed = study(4)
+    assert changed.run().records[0]["n_members"] == 4 and changed.counts["propagations"] == 1
+    assert calls == [prop.name]  # the reference did not depend on the propagator
+
+
+def test_a_study_uses_the_first_propagator_that_supports_the_property(model, tmp_path):
+    from uqcalc.coverage import BackendSpec, CoverageStudy, TableReference
+
+    props = [VacancyFormationEnergy(size=3, fmax=1e-3), _FixedEnergy()]
+    ref = TableReference({p.name: {"value": 0.0, "unit": p.unit} for p in props})
+    study = CoverageStudy(_design(), model.descriptor, [BackendSpec("given", _Given(model.ensemble))], props, ref,
+                          propagation=[Affine(), Linear()], fallback=None, store=None, progress=False)
+    methods = {r["property"]: r["method"] for r in study.run().records}
+    assert methods == {"vacancy_formation_energy": "linear", "fixed_energy": "affine"}
+    nothing = CoverageStudy(_design(), model.descriptor, [BackendSpec("given", _Given(model.ensemble))],
+                            [VacancyFormationEnergy(size=3)], ref, propagation=[Affine()], fallback=None,
+                            progress=False)
+    (rec,) = nothing.run().records
+    assert rec["method"] == "failed" and rec["notes"] == ["no propagator supports 'vacancy_formation_energy'"]
+
+
+@dataclasses.dataclass
+class _FixedEnergy(Property):
+    """Energy of a fixed rattled cell: affine in θ."""
+
+    affine_in_theta = True
+    unit = "eV"
+
+    def _default_name(self) -> str:
+        return "fixed_energy"
+
+    def evaluate(self, calc):
+        atoms = bulk("W", "bcc", a=A0, cubic=True).repeat(2)
+        atoms.rattle(0.05, seed=2)
+        atoms.calc = calc
+        return atoms.get_potential_energy()
+
+
+class _Given:
+    """A 'backend' that returns a given ensemble (the study needs something to fit)."""
+
+    def __init__(self, ensemble):
+        self.ensemble = ensemble
+
+    def get_params(self):
+        return {"ensemble": "fitted_model(8)"}
+
+    def fit(self, design):
+        return self.ensemble
+
+
+def _design():
+    from uqcalc.design import DesignMatrix
+
+    return DesignMatrix(X=np.eye(3), y=np.zeros(3))
+
+
+# -- a saddle-type property: no change in propagate --------------------------------------------
+
+
+def test_a_searched_saddle_state_needs_no_special_case(model):
+    """The NEB barrier's top is a ``kind="saddle"`` state found by the property's own search:
+    implicit expands it like any state (no flag or mode in propagate knows about NEB) and agrees
+    with re-running the NEB for every member. The curvature check tells the truth about it: for
+    this pair model the climbing image sits on a shallow local minimum between two humps (a
+    split vacancy; lowest eigenvalue ≈ +0.03 eV/Å²), not on a first-order saddle."""
+    prop = VacancyMigrationEnergy(size=3, n_images=3, neb_fmax=1e-3)
+    small = model.subsample(4, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PropagationWarning)  # the flags are checked below
+        imp = propagate(prop, small, "implicit", progress=False, verify_extremes=False)
+    assert any("is a saddle but its Hessian has 0 negative eigenvalues" in f for f in imp.flags)
+    saddle = imp.diagnostics["states"][0]
+    assert saddle["kind"] == "saddle" and saddle["relax"] == "positions" and saddle["lowest_eigenvalue"] > 0
+    ref = propagate(prop, small, "resample", progress=False)
+    # NEB converged to 1e-3 eV/Å: the members' barriers agree to a small fraction of their spread
+    assert np.abs(imp.members - ref.members).max() < 0.01 * ref.std, (imp.members, ref.members)
+    assert imp.value == pytest.approx(ref.value, abs=1e-5)

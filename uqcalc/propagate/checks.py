@@ -1,0 +1,120 @@
+"""Wrappers that check or widen another propagator's result.
+
+* :class:`VerifyExtremes` re-relaxes the two members with the lowest and highest predicted
+  value and flags a deviation beyond tolerance: the expansion does not hold over the ensemble's
+  range (or a member relaxes into another state).
+* :class:`BoxCorners` evaluates the property exactly — every state re-relaxed — at the two
+  corners of a POPS box that extremise its first-order term (:mod:`.corners`), so a bound does
+  not rest on uniform samples, which never come near a corner of a many-dimensional box, nor on
+  an expansion far from θ̄. The result's ``diagnostics["box"]`` holds them.
+
+Both wrap any propagator: ``BoxCorners(VerifyExtremes(Implicit()))``.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Executor
+
+import numpy as np
+
+from ..model import LinearModel
+from .base import Check, Propagator
+from .corners import corner_coordinates, evaluate_corners, finite_difference_slope
+from .resample import evaluate_members
+from .result import PropertyEnsemble
+
+__all__ = ["BoxCorners", "VerifyExtremes"]
+
+
+class VerifyExtremes(Check):
+    """Re-relax the extreme members of ``inner``'s result; flag deviations above tolerance.
+
+    Parameters
+    ----------
+    inner : Propagator
+        Usually :class:`~.implicit.Implicit`.
+    rtol, atol : float
+        A deviation above ``max(rtol · std, atol)`` (property units) is flagged.
+    """
+
+    def __init__(self, inner: Propagator, *, rtol: float = 0.05, atol: float = 1e-5):
+        super().__init__(inner)
+        self.rtol = rtol
+        self.atol = atol
+
+    def check(self, out: PropertyEnsemble, prop, model: LinearModel, executor: Executor | None,
+              progress: bool) -> None:
+        if out.members.ndim != 1:
+            return
+        t0 = time.perf_counter()
+        idx = sorted({int(np.nanargmin(out.members)), int(np.nanargmax(out.members))})
+        values, errors = evaluate_members(prop, model.descriptor, model.members[idx], idx, executor, progress=False)
+        std = out.std
+        tol = max(self.rtol * (std if np.isfinite(std) else 0.0), self.atol)
+        checks = []
+        for i in idx:
+            predicted = float(out.members[i])
+            if i in errors:
+                checks.append({"member": i, "predicted": predicted, "resampled": None, "error": errors[i]})
+                out.flag(f"extreme member {i} could not be re-relaxed ({errors[i]}): the expansion is unchecked there")
+                continue
+            exact = float(values[i])
+            dev = abs(predicted - exact)
+            checks.append({"member": i, "predicted": predicted, "resampled": exact, "deviation": dev,
+                           "deviation_over_std": dev / std if std else float("inf"), "tolerance": tol})
+            if dev > tol:
+                out.flag(
+                    f"extreme member {i}: {out.method} predicts {predicted:.6g}, re-relaxation gives {exact:.6g} "
+                    f"{out.unit} (|Δ| = {dev:.3g} > {tol:.3g} = max({self.rtol}·std, {self.atol})): the expansion "
+                    "does not hold over the ensemble's range (or the member relaxes into another state); "
+                    "use method='resample'"
+                )
+        out.diagnostics["verify"] = checks
+        out.diagnostics["time_verify"] = time.perf_counter() - t0
+
+
+class BoxCorners(Check):
+    """Evaluate a scalar property exactly at the two first-order corners of a POPS box.
+
+    The first-order slope comes from ``inner``'s result when it has one (implicit/linear
+    expansions: exact, two extra evaluations) and otherwise from central differences along the
+    R box axes (2R + 1 evaluations). Ensembles without a box and array-valued properties are
+    left as they are.
+
+    Parameters
+    ----------
+    inner : Propagator
+    step : float, default 0.1
+        Finite-difference step along each box axis, as a fraction of the half-width.
+    """
+
+    def __init__(self, inner: Propagator, *, step: float = 0.1):
+        super().__init__(inner)
+        self.step = step
+
+    def check(self, out: PropertyEnsemble, prop, model: LinearModel, executor: Executor | None,
+              progress: bool) -> None:
+        ensemble = model.ensemble
+        if not ensemble.has_box or np.ndim(out.value) != 0:
+            return
+        t0 = time.perf_counter()
+        box = out.diagnostics.setdefault("box", {})
+        if "slope" in box:
+            slope = np.asarray(box["slope"])
+        else:
+            slope, info = finite_difference_slope(prop, model.descriptor, ensemble, executor, self.step, progress)
+            z_lo, z_hi = corner_coordinates(slope, ensemble.lower, ensemble.upper)
+            base = float(out.value)
+            box |= {"slope": [float(g) for g in slope], "slope_method": "central differences",
+                    "slope_info": info, "linear_lower": base + float(slope @ z_lo),
+                    "linear_upper": base + float(slope @ z_hi),
+                    "max_member_distance": float(np.linalg.norm(ensemble.members - ensemble.theta, axis=1).max())}
+            if info["failed_axes"]:
+                out.flag(f"box slope: both finite-difference evaluations failed on axes {info['failed_axes']}; "
+                         "their slope is taken as 0")
+        box |= evaluate_corners(prop, model.descriptor, ensemble, slope, executor, progress=False)
+        for where, err in zip(("minimising", "maximising"), box["corner_errors"]):
+            if err is not None:
+                out.flag(f"the {where} box corner could not be evaluated ({err})")
+        box["time_exact_corners"] = time.perf_counter() - t0
