@@ -251,9 +251,11 @@ def main() -> None:
     parser.add_argument("--no-snapshots", action="store_true", help="skip the DFT-snapshot table")
     args = parser.parse_args()
 
+    from uqcalc._logging import show_progress
     from uqcalc.datasets.tungsten import teacher
     from uqcalc.properties import run_suite, tungsten_suite
 
+    show_progress()
     calc = teacher()
     props = tungsten_suite(args.names, quick=args.quick)
     start = time.perf_counter()

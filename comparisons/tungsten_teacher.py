@@ -25,6 +25,7 @@ from pathlib import Path
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+from uqcalc._logging import show_progress
 from uqcalc.coverage import run_teacher_study
 
 
@@ -39,8 +40,11 @@ def main(argv=None) -> None:
     parser.add_argument("--no-figures", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("results/coverage_teacher"))
     args = parser.parse_args(argv)
-    run_teacher_study(args.out, size=args.size, quick=not args.full, twojmax=args.twojmax, seed=args.seed,
-                      propagation=args.propagation, names=args.names, figures=not args.no_figures)
+    show_progress()
+    results = run_teacher_study(args.out, size=args.size, quick=not args.full, twojmax=args.twojmax,
+                                seed=args.seed, propagation=args.propagation, names=args.names,
+                                figures=not args.no_figures)
+    print("\n" + results.to_markdown(results.meta["title"]))
 
 
 if __name__ == "__main__":

@@ -85,7 +85,21 @@ def test_coverage_tungsten_dft_finds_the_shared_data_from_a_checkout(tmp_path, m
     monkeypatch.chdir(ROOT)
     monkeypatch.delenv("UQCALC_SHARED_DATA", raising=False)
     seen = {}
-    monkeypatch.setattr(dft, "run_dft_study", lambda out, data, **kw: seen.update(out=out, data=data, **kw))
+    monkeypatch.setattr(dft, "run_dft_study",
+                        lambda out, data, **kw: seen.update(out=out, data=data, **kw) or {"markdown": "| table |"})
     assert main(["coverage", "tungsten_dft", "--out", str(tmp_path), "--seed", "3"]) == 0
     assert seen["data"].resolve() == (SHARED_DATA / "tungsten_wood2017.extxyz.gz").resolve()
     assert seen["out"] == tmp_path and seen["quick"] is True and seen["seed"] == 3 and seen["twojmax"] == 6
+    assert "| table |" in capsys.readouterr().out  # the study's table goes to stdout
+
+
+def test_only_user_errors_become_one_line_messages(monkeypatch):
+    """A bug (here a KeyError deep inside a study) keeps its traceback instead of exit 2."""
+    from uqcalc import coverage
+
+    def broken(*args, **kwargs):
+        raise KeyError("an internal lookup")
+
+    monkeypatch.setattr(coverage, "run_teacher_study", broken)
+    with pytest.raises(KeyError, match="internal lookup"):
+        main(["demo"])

@@ -78,7 +78,7 @@ def test_capacity_misspecified_intervals_are_not_all_degenerate(capacity):
 def test_tungsten_dft_skips_without_data(tmp_path, capsys):
     mod = _load("tungsten_dft")
     assert mod.main(["--data", str(tmp_path / "absent.extxyz.gz"), "--out", str(tmp_path)]) is None
-    assert "skipping" in capsys.readouterr().out
+    assert "skipping" in capsys.readouterr().err  # a logged warning
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "tungsten_wood2017.extxyz.gz").exists(), reason="shared DFT data absent")

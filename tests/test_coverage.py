@@ -27,6 +27,8 @@ from uqcalc.coverage import (
     summarize,
 )
 
+from uqcalc.properties import Property
+
 from .models import A0, fitted_design, labelled_frames
 
 # -- metrics --------------------------------------------------------------------------------
@@ -93,12 +95,19 @@ CALLS = {"n": 0, "interrupt_on": None, "kill_on": None}
 
 
 @dataclasses.dataclass
-class CountingEnergy:
+class CountingEnergy(Property):
     """bcc energy per atom at a fixed lattice constant: cheap, no relaxation; counts evaluations."""
 
-    name: str
+    key: str
     a: float
-    unit: str = "eV/atom"
+    per: str = "atom"
+
+    def _default_name(self) -> str:
+        return self.key
+
+    @property
+    def unit(self) -> str:
+        return f"eV/{self.per}" if self.per else "eV"
 
     def evaluate(self, calc) -> float:
         CALLS["n"] += 1
@@ -109,9 +118,6 @@ class CountingEnergy:
         atoms = bulk("W", "bcc", a=self.a, cubic=True)
         atoms.calc = calc
         return atoms.get_potential_energy() / len(atoms)
-
-    def states(self):
-        return None
 
 
 class CountingBackend:
@@ -233,7 +239,7 @@ def test_table_reference(tmp_path):
     with pytest.raises(KeyError):
         ref.value(CountingEnergy("B", A0))
     with pytest.raises(ValueError, match="unit"):
-        ref.value(CountingEnergy("A", A0, unit="eV"))
+        ref.value(CountingEnergy("A", A0, per=""))
 
 
 # -- end to end --------------------------------------------------------------------------------

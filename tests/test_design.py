@@ -154,3 +154,39 @@ def test_stress_label_on_slab_is_rejected_with_frame():
     atoms.pbc = [True, True, False]
     with pytest.raises(ValueError, match=r"frame 0 \(group 'slab'\)"):
         DesignMatrix.build([atoms], d)
+
+
+# -- identity: what a design is (study stores key on it) ----------------------------------------
+
+
+def test_a_subset_does_not_claim_to_be_its_parent():
+    """Reproduces a bug: select() copied cache_key/training_set_digest/n_frames to the subset."""
+    d = model()
+    frames = frames_labelled_by(d, THETA)
+    design = DesignMatrix.build(frames, d)
+    sub = design.select(design.config < 2)
+    for key in ("cache_key", "training_set_digest"):
+        assert key not in sub.metadata
+    assert sub.metadata["n_frames"] == 2 and sub.metadata["parent"] == design.digest()
+    assert sub.digest() != design.digest()
+    # the same rows selected by mask or by index are the same design; other rows are not
+    assert design.select(np.flatnonzero(design.config < 2)).digest() == sub.digest()
+    assert design.select(design.config < 3).digest() != sub.digest()
+    # what the rows are made of is kept
+    assert sub.metadata["descriptor"] == design.metadata["descriptor"]
+
+
+def test_array_designs_are_keyed_by_every_array():
+    """Reproduces a bug: array-built designs were keyed by the column sums of X only."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(6, 3))
+    base = DesignMatrix(X=X, y=np.ones(6))
+    assert DesignMatrix(X=X.copy(), y=np.ones(6)).digest() == base.digest()
+    variants = [
+        DesignMatrix(X=X, y=np.zeros(6)),
+        DesignMatrix(X=X, y=np.ones(6), w=np.full(6, 2.0)),
+        DesignMatrix(X=X, y=np.ones(6), kind=["force"] * 6),
+        DesignMatrix(X=X, y=np.ones(6), group=["a"] * 6),
+        DesignMatrix(X=X[::-1], y=np.ones(6)),  # same column sums
+    ]
+    assert len({v.digest() for v in variants} | {base.digest()}) == len(variants) + 1

@@ -15,6 +15,9 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from ._logging import show_progress
+from .errors import InputError, MissingInputError, UserError
+
 __all__ = ["main", "make_executor"]
 
 STUDIES = ("tungsten_teacher", "capacity_sweep", "tungsten_dft")
@@ -44,7 +47,7 @@ def make_executor(spec: str | None):
         try:
             from distributed import Client, LocalCluster
         except ImportError as err:
-            raise ValueError("dask executors need 'pip install dask[distributed]'") from err
+            raise InputError("dask executors need 'pip install dask[distributed]'") from err
         address = spec[len("dask://"):]
         if address.startswith("local"):
             n = int(address.split(":", 1)[1]) if ":" in address else 2
@@ -54,7 +57,7 @@ def make_executor(spec: str | None):
             with Client(address) as client:
                 yield client.get_executor()
         return
-    raise ValueError(f"unknown executor {spec!r}; use processes:N, dask://HOST:PORT or dask://local:N")
+    raise InputError(f"unknown executor {spec!r}; use processes:N, dask://HOST:PORT or dask://local:N")
 
 
 def _executor_type(spec: str) -> str:
@@ -67,7 +70,8 @@ def _demo(args) -> None:
     from .coverage import run_teacher_study
 
     out = Path(args.out)
-    run_teacher_study(out, size="small", quick=True, seed=args.seed, progress=True)
+    results = run_teacher_study(out, size="small", quick=True, seed=args.seed, progress=True)
+    print("\n" + results.to_markdown(results.meta["title"]))
     print(f"\ntables and figures: {out.resolve()}")
 
 
@@ -81,27 +85,29 @@ def _coverage(args) -> None:
         if args.study == "capacity_sweep" and args.twojmax is not None:
             given.append("--twojmax (the sweep runs 2J = 2, 4, 6, 8; see comparisons/capacity_sweep.py)")
         if given:
-            raise ValueError(f"{args.study} takes no {', '.join(given)}")
+            raise InputError(f"{args.study} takes no {', '.join(given)}")
     if args.study != "tungsten_dft" and args.data is not None:
-        raise ValueError(f"--data applies to tungsten_dft only, not {args.study}")
+        raise InputError(f"--data applies to tungsten_dft only, not {args.study}")
     out = Path(args.out or DEFAULT_OUT[args.study])
     data = None
     if args.study == "tungsten_dft":
         data = Path(args.data) if args.data else default_data()
         if data is None or not data.exists():
-            raise FileNotFoundError(f"{data or DATA_NAME} not found: pass --data FILE, or get the set with "
+            raise MissingInputError(f"{data or DATA_NAME} not found: pass --data FILE, or get the set with "
                                     'uqcalc.datasets.fetch("tungsten-wood2017")')
     with make_executor(args.executor) as executor:
         if args.study == "tungsten_teacher":
-            run_teacher_study(
+            results = run_teacher_study(
                 out, size=args.size or "small", quick=not args.full, twojmax=args.twojmax or 6, seed=args.seed,
                 propagation=args.propagation or "implicit", executor=executor, names=args.names, progress=True,
             )
+            table = results.to_markdown(results.meta["title"])
         elif args.study == "capacity_sweep":
-            run_capacity_sweep(out, quick=not args.full, seed=args.seed, executor=executor)
+            table = run_capacity_sweep(out, quick=not args.full, seed=args.seed, executor=executor)["markdown"]
         else:
-            run_dft_study(out, data, quick=not args.full, twojmax=args.twojmax or 6, seed=args.seed,
-                          executor=executor)
+            table = run_dft_study(out, data, quick=not args.full, twojmax=args.twojmax or 6, seed=args.seed,
+                                  executor=executor)["markdown"]
+    print("\n" + table)
     print(f"\ntables and figures: {out.resolve()}")
 
 
@@ -148,7 +154,7 @@ def _predict(args) -> None:
     from .io import store_uncertainties
 
     if not Path(args.model).exists():
-        raise FileNotFoundError(f"no such model file: {args.model}")
+        raise MissingInputError(f"no such model file: {args.model}")
     calc = UQCalculator.load(args.model)
     frames = read(args.frames)
     for atoms in tqdm(frames, desc="predict", unit="frame", disable=None):
@@ -217,13 +223,14 @@ def main(argv: list[str] | None = None) -> int:
     pred.set_defaults(run=_predict)
 
     args = parser.parse_args(argv)
+    show_progress()
     try:
         args.run(args)
-    except (ValueError, FileNotFoundError, KeyError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"uqcalc: error: {message}", file=sys.stderr)
+    except UserError as err:  # anything else is a bug and keeps its traceback
+        print(f"uqcalc: error: {err}", file=sys.stderr)
         return 2
     return 0
+
 
 
 if __name__ == "__main__":  # pragma: no cover

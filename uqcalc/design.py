@@ -13,11 +13,13 @@ energy and force weights are 1 per (eV/atom)² and (eV/Å)², and a stress row's
 is ``weights["stress"] * (V/N)²``, so stress residuals count as virial per atom in
 eV — a raw eV/Å^3 residual is ~100× smaller than an energy residual and would
 otherwise be ignored.
+
+Size: ~420 lines, one class: building (parallel, cached), selecting, weighted access for the
+backends, per-frame statistics, identity (:meth:`DesignMatrix.digest`) and persistence.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,13 +32,15 @@ from ase import Atoms
 from tqdm.auto import tqdm
 
 from .data import ENERGY, FORCES, STRESS, frames_digest, group_of, validate
-from .descriptors import Descriptor, from_spec
+from .descriptors import Descriptor, worker_descriptor
 
 __all__ = ["DEFAULT_WEIGHTS", "KINDS", "DesignMatrix"]
 
 KINDS = ("energy", "force", "stress")
 DEFAULT_WEIGHTS = {"energy": 1.0, "force": 1.0, "stress": 1.0}
 _SCHEMA = 1
+# metadata entries that say which training set a design is: a subset (select) must not inherit them
+_IDENTITY_KEYS = ("cache_key", "training_set_digest", "n_frames", "parent", "selection")
 
 
 def _resolve_weights(weights: Mapping | None) -> dict:
@@ -97,14 +101,8 @@ def _frame_block(atoms: Atoms, index: int, rows, weights: dict, energy_per_atom:
     }
 
 
-@functools.lru_cache(maxsize=4)
-def _descriptor_for(spec_json: str) -> Descriptor:
-    # one descriptor (and LAMMPS instance) per worker process and spec
-    return from_spec(json.loads(spec_json))
-
-
-def _build_chunk(spec_json: str, frames: list[Atoms], start: int, weights: dict, energy_per_atom: bool) -> list[dict]:
-    descriptor = _descriptor_for(spec_json)
+def _build_chunk(spec: dict, frames: list[Atoms], start: int, weights: dict, energy_per_atom: bool) -> list[dict]:
+    descriptor = worker_descriptor(spec)
     return [
         _frame_block(atoms, start + i, descriptor.rows(atoms), weights, energy_per_atom)
         for i, atoms in enumerate(frames)
@@ -140,6 +138,7 @@ class DesignMatrix:
     config: np.ndarray | None = None
     group: np.ndarray | None = None
     metadata: dict = field(default_factory=dict)
+    _digest: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         self.X = np.asarray(self.X, dtype=float)
@@ -219,10 +218,9 @@ class DesignMatrix:
                 blocks.append(_frame_block(atoms, i, descriptor.rows(atoms), resolved, energy_per_atom))
                 bar.update()
         else:
-            spec_json = json.dumps(spec, sort_keys=True)
             starts = range(0, len(frames), chunk_size)
             futures = [
-                executor.submit(_build_chunk, spec_json, frames[s : s + chunk_size], s, resolved, energy_per_atom)
+                executor.submit(_build_chunk, spec, frames[s : s + chunk_size], s, resolved, energy_per_atom)
                 for s in starts
             ]
             for s, future in zip(starts, futures):
@@ -274,11 +272,47 @@ class DesignMatrix:
         return self.n_rows
 
     def select(self, mask: np.ndarray) -> DesignMatrix:
-        """A new DesignMatrix with the rows where ``mask`` is true (or at the given indices)."""
+        """A new DesignMatrix with the rows where ``mask`` is true (or at the given indices).
+
+        The subset keeps what its rows are made of (descriptor, weights, energy_per_atom) and
+        records where it came from (``parent``: the parent's :meth:`digest`, ``selection``: a
+        digest of the row indices); it does not inherit the parent's identity (``cache_key``,
+        ``training_set_digest``, ``n_frames``), so nothing keyed on a design mistakes a subset
+        for its parent.
+        """
+        rows = np.arange(self.n_rows)[mask]
+        metadata = {k: v for k, v in self.metadata.items() if k not in _IDENTITY_KEYS}
+        metadata |= {
+            "parent": self.digest(),
+            "selection": hashlib.sha256(np.ascontiguousarray(rows, dtype=np.int64).tobytes()).hexdigest(),
+            "n_frames": int(np.unique(self.config[rows]).size),
+        }
         return DesignMatrix(
-            X=self.X[mask], y=self.y[mask], w=self.w[mask], kind=self.kind[mask],
-            config=self.config[mask], group=self.group[mask], metadata=dict(self.metadata),
+            X=self.X[rows], y=self.y[rows], w=self.w[rows], kind=self.kind[rows],
+            config=self.config[rows], group=self.group[rows], metadata=metadata,
         )
+
+    def digest(self) -> str:
+        """A key for what this design is: equal digests mean the same rows, targets and weights.
+
+        A design built from frames is identified by its build key (``cache_key``: frames,
+        descriptor spec, weights); a subset by its parent's digest and the selected rows; a
+        design made from arrays by a hash of every array (X, y, w, kind, config, group). Cached.
+        """
+        if self._digest is None:
+            meta = self.metadata
+            if meta.get("cache_key"):
+                self._digest = str(meta["cache_key"])
+            elif meta.get("parent") and meta.get("selection"):
+                self._digest = hashlib.sha256(f"{meta['parent']}:{meta['selection']}".encode()).hexdigest()
+            else:
+                h = hashlib.sha256()
+                for name in ("X", "y", "w", "kind", "config", "group"):
+                    value = np.ascontiguousarray(getattr(self, name))
+                    h.update(f"{name}:{value.dtype.str}:{value.shape}".encode())
+                    h.update(value.tobytes())
+                self._digest = h.hexdigest()
+        return self._digest
 
     def rows_of(self, kinds: str | Sequence[str] | None = None, groups: Sequence[str] | None = None) -> np.ndarray:
         """Boolean mask of rows of the given kinds and/or groups (None = all)."""

@@ -19,15 +19,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
 from pathlib import Path
 
 import numpy as np
 
+from .._logging import show_progress
+
 from .metrics import summarize
 from .teacher import VALIDATION_GROUPS, teacher_student
 
 __all__ = ["run", "run_capacity_sweep"]
+
+logger = logging.getLogger(__name__)
 
 KINDS = ("energy", "force")
 
@@ -98,8 +103,8 @@ def run(twojmaxes=(2, 4, 6, 8), nop_twojmax: int = 6, fractions=(0.1, 0.25, 0.5,
             except Exception as exc:  # noqa: BLE001 - a failing backend is recorded, not fatal
                 row["backends"][name] = {"error": f"{type(exc).__name__}: {exc}"}
         result["capacity"].append(row)
-        print(f"2J={tj}: P={row['P']} held-out LSQ energy RMSE {row['lsq_energy_rmse_meV_per_atom']:.3g} meV/atom",
-              flush=True)
+        logger.info("2J=%d: P=%d held-out LSQ energy RMSE %.3g meV/atom", tj, row["P"],
+                    row["lsq_energy_rmse_meV_per_atom"])
     if fractions:
         d_train, d_valid = designs[nop_twojmax]
         rng = np.random.default_rng(seed)
@@ -236,7 +241,6 @@ def run_capacity_sweep(out="results/capacity_sweep", quick: bool = True, twojmax
         fractions = (0.2, 0.5, 1.0) if quick else (0.05, 0.1, 0.25, 0.5, 1.0)
     result = run(twojmaxes, nop_twojmax, fractions, seed, quick, executor=executor)
     md = to_markdown(result)
-    print("\n" + md)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"capacity_sweep_seed{seed}{'_quick' if quick else ''}"
@@ -245,8 +249,9 @@ def run_capacity_sweep(out="results/capacity_sweep", quick: bool = True, twojmax
     written = [stem.with_suffix(".md"), stem.with_suffix(".json")]
     if figures:
         written += figure(result, stem)
-    print("written: " + ", ".join(map(str, written)))
+    logger.info("written: %s", ", ".join(map(str, written)))
     result["paths"] = [str(p) for p in written]
+    result["markdown"] = md
     return result
 
 
@@ -261,5 +266,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--no-figure", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("results/capacity_sweep"))
     args = parser.parse_args(argv)
-    return run_capacity_sweep(args.out, args.quick, args.twojmax, args.nop_twojmax, args.fractions, args.seed,
-                              not args.no_figure)
+    show_progress()
+    result = run_capacity_sweep(args.out, args.quick, args.twojmax, args.nop_twojmax, args.fractions, args.seed,
+                                not args.no_figure)
+    print("\n" + result["markdown"])
+    return result

@@ -37,15 +37,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import time
 from pathlib import Path
 
 import numpy as np
 
+from .._logging import show_progress
+
 from .teacher import teacher_student
 
 __all__ = ["LITERATURE", "PROPERTY_MAP", "default_data", "run", "run_dft_study"]
+
+logger = logging.getLogger(__name__)
 
 DATA_NAME = "tungsten_wood2017.extxyz.gz"
 
@@ -181,13 +186,13 @@ def run(data: Path | None = None, properties_json: Path | None = None, twojmax: 
 
     data = default_data() if data is None else Path(data)
     if data is None or not data.exists():
-        print(f"tungsten_dft: data file {data or DATA_NAME} not found; skipping. Pass --data, or get it with "
-              'uqcalc.datasets.fetch("tungsten-wood2017").')
+        logger.warning("tungsten_dft: data file %s not found; skipping. Pass --data, or get it with "
+                       'uqcalc.datasets.fetch("tungsten-wood2017").', data or DATA_NAME)
         return None
     properties_json = Path(properties_json) if properties_json else data.parent / "tungsten_wood2017_properties.json"
     t0 = time.perf_counter()
     train, held, log = load_frames(data, quick, seed, max_train, max_heldout)
-    print(f"frames: {log}", flush=True)
+    logger.info("frames: %s", log)
     desc = teacher_student(twojmax)
     weights = {"energy": energy_weight, "force": 1.0, "stress": stress_weight}
     d_train = DesignMatrix.build(train, desc, weights=weights, executor=executor, progress=False)
@@ -205,7 +210,7 @@ def run(data: Path | None = None, properties_json: Path | None = None, twojmax: 
     for g in np.unique(d_held.group):
         m = (d_held.group == g) & (d_held.kind == "energy")
         per_group[str(g)] = 1e3 * float(np.sqrt(np.mean((d_held.X[m] @ theta - d_held.y[m]) ** 2)))
-    print(f"2J={twojmax}: P={d_train.n_params}, {d_train.n_rows} training rows; LSQ RMSE {rmse}", flush=True)
+    logger.info("2J=%d: P=%d, %d training rows; LSQ RMSE %s", twojmax, d_train.n_params, d_train.n_rows, rmse)
 
     specs = backends(seed, quick)
     result = {"twojmax": twojmax, "seed": seed, "quick": quick, "frames": log, "weights": weights,
@@ -231,7 +236,7 @@ def run(data: Path | None = None, properties_json: Path | None = None, twojmax: 
             table = reference_table(properties_json, props)
             props = [p for p in props if p.name in table]
         else:
-            print(f"no {properties_json}: no references derived from the data")
+            logger.warning("no %s: no references derived from the data", properties_json)
         if not quick:
             # the literature's defect cells (128 sites): a smaller cell would shift the values
             lit = tungsten_suite(list(LITERATURE), quick=False)
@@ -341,13 +346,13 @@ def run_dft_study(out="results/tungsten_dft", data=None, quick: bool = True, two
     if result is None:
         return None
     md = to_markdown(result)
-    print("\n" + md)
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"tungsten_dft_2j{twojmax}_seed{seed}{'_quick' if quick else ''}"
     stem.with_suffix(".md").write_text(md + "\n")
     stem.with_suffix(".json").write_text(json.dumps(result, indent=1, default=str))
-    print(f"written: {stem.with_suffix('.md')}, {stem.with_suffix('.json')}")
+    logger.info("written: %s, %s", stem.with_suffix(".md"), stem.with_suffix(".json"))
     result["paths"] = [str(stem.with_suffix(".md")), str(stem.with_suffix(".json"))]
+    result["markdown"] = md
     return result
 
 
@@ -366,7 +371,11 @@ def main(argv=None) -> dict | None:
     parser.add_argument("--max-heldout", type=int, default=None, help="frames per held-out group (quick: 15)")
     parser.add_argument("--out", type=Path, default=Path("results/tungsten_dft"))
     args = parser.parse_args(argv)
-    return run_dft_study(args.out, args.data, args.quick, args.twojmax, args.seed,
-                         properties_json=args.properties_json, properties=not args.no_properties,
-                         energy_weight=args.energy_weight, stress_weight=args.stress_weight,
-                         max_train=args.max_train, max_heldout=args.max_heldout)
+    show_progress()
+    result = run_dft_study(args.out, args.data, args.quick, args.twojmax, args.seed,
+                           properties_json=args.properties_json, properties=not args.no_properties,
+                           energy_weight=args.energy_weight, stress_weight=args.stress_weight,
+                           max_train=args.max_train, max_heldout=args.max_heldout)
+    if result is not None:
+        print("\n" + result["markdown"])
+    return result

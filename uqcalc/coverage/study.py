@@ -10,24 +10,26 @@ stored and computes only the rest; a changed setting changes the key and is reco
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import re
+import logging
 import time
 import warnings
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from ..design import DesignMatrix
 from ..ensemble import ParameterEnsemble
-from ._io import as_float, read_json, write_json
+from ..model import LinearModel
+from ..propagate import BoxCorners, Propagator, Resample, build_propagator
+from ._io import as_float
 from .metrics import interval_errors
 from .references import heldout_coverage
 from .report import CoverageResults
+from .store import Store, digest, safe_name
 
 __all__ = ["BackendSpec", "CoverageStudy"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -66,11 +68,11 @@ class BackendSpec:
         return {k: v for k, v in params.items() if k not in ("progress", "store", "chunk_rows")}
 
     def key(self) -> str:
-        return _digest({"class": type(self.backend).__name__, "params": self.settings(), "bounds": self.bounds, "z": self.z})
+        return digest({"class": type(self.backend).__name__, "params": self.settings(), "bounds": self.bounds, "z": self.z})
 
 
 # bump when what a stored (backend, property) result means changes, so old checkpoints are recomputed
-_RESULT_VERSION = 2
+_RESULT_VERSION = 3
 
 
 def _box_interval(lower: float, upper: float, box: dict) -> tuple[float, float]:
@@ -86,30 +88,20 @@ def _box_interval(lower: float, upper: float, box: dict) -> tuple[float, float]:
     return min([lower, *at_corners]), max([upper, *at_corners])
 
 
-def _digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=repr).encode()).hexdigest()[:16]
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-
-
 def _prop_key(prop) -> str:
     # a property's settings are its dataclass fields; repr covers the rest
     fields = dataclasses.asdict(prop) if dataclasses.is_dataclass(prop) else repr(prop)
-    return _digest({"class": type(prop).__name__, "fields": fields})
+    return digest({"class": type(prop).__name__, "fields": fields})
 
 
-def _subsample(ensemble: ParameterEnsemble, n: int, seed: int = 0) -> ParameterEnsemble:
-    """A seeded subset of ``n`` members (for the costly resample fallback), box and covariance kept."""
-    if n is None or ensemble.n_members <= n:
-        return ensemble
-    idx = np.sort(np.random.default_rng(seed).choice(ensemble.n_members, n, replace=False))
-    return ParameterEnsemble(
-        ensemble.theta, ensemble.members[idx], axes=ensemble.axes, lower=ensemble.lower, upper=ensemble.upper,
-        covariance=ensemble.covariance, noise_variance=ensemble.noise_variance,
-        metadata={**ensemble.metadata, "subsampled_members": int(n)},
-    )
+def _as_propagator(method: str | Propagator, box: bool, resample_members: int | None, options: Mapping) -> Propagator:
+    """A study's propagator for a method name or object (box bounds: wrapped in BoxCorners)."""
+    if isinstance(method, str):
+        extra = {"max_members": resample_members} if method == "resample" else {}
+        return build_propagator(method, exact_corners=box, **extra, **options)
+    if box and not isinstance(method, BoxCorners):
+        return BoxCorners(method)
+    return method
 
 
 class CoverageStudy:
@@ -124,32 +116,36 @@ class CoverageStudy:
     backends : sequence of BackendSpec or Backend, or mapping name → Backend
         What to compare; plain backends get default :class:`BackendSpec` settings.
     properties : sequence of Property
-        Scored properties (``name``, ``unit``, ``evaluate``, ``states``).
+        Scored properties.
     reference : provider
         ``key`` and ``value(prop) -> (value, info)`` (:mod:`~uqcalc.coverage.references`).
-    propagation : str or mapping, default "implicit"
-        Method for every property, or ``{name: method}`` (missing names: ``"implicit"``).
+    propagation : str, Propagator, sequence of them, or mapping, default "implicit"
+        How every property is propagated: a method name (:data:`uqcalc.propagate.METHODS`), a
+        :class:`~uqcalc.propagate.Propagator`, a sequence of them (the first whose ``supports``
+        accepts the property is used), or ``{property name: any of these}`` (missing names:
+        ``"implicit"``). For backends with ``bounds="box"`` each is wrapped in
+        :class:`~uqcalc.propagate.BoxCorners`.
     executor : concurrent.futures.Executor, optional
-        Passed to :func:`uqcalc.propagate`.
+        Passed to the propagators.
     store : path, optional
-        Checkpoint directory; None keeps nothing (every run recomputes).
-    validation : sequence of ase.Atoms, optional
+        Checkpoint directory (:class:`~uqcalc.coverage.store.Store`); None keeps nothing.
+    validation : sequence of ase.Atoms or DesignMatrix, optional
         Held-out frames for configuration-level coverage per group and row kind.
     progress : bool
-        Print one line per completed step (and tqdm bars inside propagation).
-    fallback : str or None, default "resample"
-        Method used for a property the chosen method cannot propagate (no stationary states,
-        or an error); the method actually used is recorded per result.
+        Log one line per completed step (``logging`` INFO on ``uqcalc.coverage``; the CLI shows
+        them) and show tqdm bars inside propagation.
+    fallback : str, Propagator or None, default "resample"
+        Tried when no propagation choice supports a property, or when the one used fails; the
+        method actually used and the failures are recorded per result.
     resample_members : int, optional
-        Members used by the ``resample`` fallback (a seeded subset; None: all). Resampling
-        relaxes every member, so a 1000-member POPS ensemble costs 1000 relaxations per property;
-        the subset size is recorded as ``n_members`` next to the sampled bounds.
+        Members used by a ``"resample"`` given by name (a seeded subset; None: all), recorded as
+        ``n_members`` next to the sampled bounds.
     propagate_kwargs : mapping, optional
-        Extra keyword arguments of :func:`uqcalc.propagate`.
+        Options of :func:`uqcalc.propagate` for propagators given by name.
     """
 
     def __init__(self, training, descriptor, backends, properties, reference, propagation="implicit",
-                 executor=None, store=None, validation=None, progress=True, fallback: str | None = "resample",
+                 executor=None, store=None, validation=None, progress=True, fallback: str | Propagator | None = "resample",
                  resample_members: int | None = None, propagate_kwargs: Mapping | None = None):
         self.training = training
         self.descriptor = descriptor
@@ -160,13 +156,14 @@ class CoverageStudy:
         if len(set(names)) != len(names):
             raise ValueError(f"backend names must be unique, got {names}")
         self.properties = list(properties)
-        # keyed once, before anything evaluates them: some properties cache what they find
-        # (e.g. a migration path) on themselves, which would change a key taken later
-        self._prop_keys = {id(p): _prop_key(p) for p in self.properties}
+        names = [p.name for p in self.properties]
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"property names must be unique (results and references are stored by name): {dup}")
         self.reference = reference
         self.propagation = propagation
         self.executor = executor
-        self.store = None if store is None else Path(store)
+        self.store = Store(store)
         self.validation = validation
         self.progress = progress
         self.fallback = fallback
@@ -178,9 +175,9 @@ class CoverageStudy:
 
     # -- cached pieces -----------------------------------------------------------------------
 
-    def _log(self, msg: str) -> None:
+    def _log(self, msg: str, *args) -> None:
         if self.progress:
-            print(msg, flush=True)
+            logger.info(msg, *args)
 
     def design(self, which: str = "training") -> DesignMatrix:
         """The training (or ``"validation"``) design matrix, built once and cached in the store."""
@@ -189,115 +186,102 @@ class CoverageStudy:
             if isinstance(frames, DesignMatrix):
                 self._design[which] = frames
             else:
-                cache = None if self.store is None else self.store / "design"
+                cache = self.store.path("design")
                 self._design[which] = DesignMatrix.build(frames, self.descriptor, cache_dir=cache, progress=False)
         return self._design[which]
 
     def _ensemble_key(self, spec: BackendSpec) -> str:
-        d = self.design()
-        return _digest({"backend": spec.key(), "design": d.metadata.get("cache_key") or _digest(d.X.sum(axis=0).tolist()),
-                        "descriptor": self.descriptor.spec()})
+        return digest({"backend": spec.key(), "design": self.design().digest(), "descriptor": self.descriptor.spec()})
 
     def ensemble(self, spec: BackendSpec) -> ParameterEnsemble:
         """The fitted ensemble of one backend (from the store when its key matches)."""
-        if spec.name in self._ensembles:
-            return self._ensembles[spec.name]
-        key = self._ensemble_key(spec)
-        path = None if self.store is None else self.store / "ensembles" / f"{_safe(spec.name)}.npz"
-        ens = None
-        if path is not None and path.exists():
-            side = read_json(path.with_suffix(".json"))
-            if side is not None and side.get("key") == key:
-                ens = ParameterEnsemble.load(path)
-        if ens is None:
-            t0 = time.perf_counter()
-            ens = spec.backend.fit(self.design())
-            self.counts["fits"] += 1
-            self._log(f"fitted {spec.name} in {time.perf_counter() - t0:.1f} s (M={ens.n_members})")
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                ens.save(path)
-                # the key goes last: a crash between the two writes leaves a key-less ensemble, refitted
-                write_json(path.with_suffix(".json"), {"key": key, "backend": spec.name, "settings": spec.settings()})
-        self._ensembles[spec.name] = ens
-        return ens
+        if spec.name not in self._ensembles:
+            def fit() -> ParameterEnsemble:
+                t0 = time.perf_counter()
+                ens = spec.backend.fit(self.design())
+                self.counts["fits"] += 1
+                self._log("fitted %s in %.1f s (M=%d)", spec.name, time.perf_counter() - t0, ens.n_members)
+                return ens
+
+            self._ensembles[spec.name], _ = self.store.artifact(
+                f"ensembles/{safe_name(spec.name)}.npz", self._ensemble_key(spec), fit,
+                save=lambda ens, path: ens.save(path), load=ParameterEnsemble.load,
+                describe={"backend": spec.name, "settings": spec.settings()},
+            )
+        return self._ensembles[spec.name]
+
+    def _prop_key(self, prop) -> str:
+        return _prop_key(prop)
 
     def references(self) -> dict[str, dict]:
         """``{name: {"value", "unit", "source", ...}}``, computed once per property and stored."""
-        path = None if self.store is None else self.store / "references.json"
-        stored = (read_json(path) if path is not None else None) or {}
         out = {}
         for prop in self.properties:
-            key = _digest({"ref": self.reference.key, "prop": self._key_of(prop)})
-            hit = stored.get(prop.name)
-            if hit is not None and hit.get("key") == key:
-                out[prop.name] = hit
-                continue
-            try:
-                value, info = self.reference.value(prop)
-            except KeyError:
-                value, info = float("nan"), {"source": "none (no reference)"}
-            self.counts["references"] += 1
-            out[prop.name] = stored[prop.name] = {"key": key, "value": value, "unit": getattr(prop, "unit", ""), **info}
-            if path is not None:
-                write_json(path, stored)
-            self._log(f"reference {prop.name} = {value:.6g} {getattr(prop, 'unit', '')}")
-        for v in out.values():
-            v["value"] = as_float(v["value"])
+            def compute(prop=prop) -> dict:
+                try:
+                    value, info = self.reference.value(prop)
+                except KeyError:
+                    value, info = float("nan"), {"source": "none (no reference)"}
+                self.counts["references"] += 1
+                self._log("reference %s = %.6g %s", prop.name, value, prop.unit)
+                return {"value": value, "unit": prop.unit, **info}
+
+            key = digest({"ref": self.reference.key, "prop": self._prop_key(prop)})
+            record, _ = self.store.record(f"references/{safe_name(prop.name)}.json", key, compute)
+            out[prop.name] = {**record, "value": as_float(record["value"])}
         return out
 
     # -- one result ------------------------------------------------------------------------
 
-    def _key_of(self, prop) -> str:
-        # properties replaced after construction (tests, interactive use) are keyed on first use
-        return self._prop_keys.setdefault(id(prop), _prop_key(prop))
+    def _chosen(self, prop) -> list[str | Propagator]:
+        choice = self.propagation
+        if isinstance(choice, Mapping):
+            choice = choice.get(prop.name, "implicit")
+        choices = [choice] if isinstance(choice, (str, Propagator)) else list(choice)
+        if self.fallback is not None:
+            choices.append(self.fallback)
+        return choices
 
-    def _method(self, prop) -> str:
-        if isinstance(self.propagation, str):
-            return self.propagation
-        return self.propagation.get(prop.name, "implicit")
+    def propagators(self, prop, spec: BackendSpec) -> list[Propagator]:
+        """The propagators tried for ``prop`` with ``spec``'s backend, in order (duplicates removed)."""
+        out, seen = [], set()
+        for choice in self._chosen(prop):
+            p = _as_propagator(choice, spec.bounds == "box", self.resample_members, self.propagate_kwargs)
+            key = digest(p.params())
+            if key not in seen:
+                seen.add(key)
+                out.append(p)
+        return out
 
     def _propagate(self, prop, spec: BackendSpec, ens: ParameterEnsemble) -> tuple[object, list[str]]:
-        from ..propagate import propagate
-
         notes = []
-        method = self._method(prop)
-        tries = [method] + ([self.fallback] if self.fallback and self.fallback != method else [])
-        for i, m in enumerate(tries):
-            use = _subsample(ens, self.resample_members) if m == "resample" else ens
+        model = LinearModel(self.descriptor, ens)
+        candidates = [p for p in self.propagators(prop, spec) if p.supports(prop)]
+        if not candidates:
+            return None, [f"no propagator supports {prop.name!r}"]
+        for p in candidates:
             try:
                 with warnings.catch_warnings():
                     # flags are recorded in the result; the warnings would drown the log
                     warnings.simplefilter("ignore")
-                    return propagate(prop, (self.descriptor, use), method=m, executor=self.executor,
-                                     progress=False, exact_corners=spec.bounds == "box",
-                                     **self.propagate_kwargs), notes
+                    return p(prop, model, self.executor, progress=False), notes
             except Exception as err:  # noqa: BLE001 -- any failure falls back, and is recorded
-                notes.append(f"{m} failed: {type(err).__name__}: {str(err)[:200]}")
-                if i == len(tries) - 1:
-                    return None, notes
+                notes.append(f"{p.name} failed: {type(err).__name__}: {str(err)[:200]}")
         return None, notes
 
-    def _result(self, spec: BackendSpec, prop, reference: dict) -> dict:
-        ens_key = self._ensemble_key(spec)
-        key = _digest({"version": _RESULT_VERSION, "ensemble": ens_key, "prop": self._key_of(prop), "method": self._method(prop),
-                       "fallback": self.fallback, "resample_members": self.resample_members,
-                       "kwargs": self.propagate_kwargs})
-        path = None if self.store is None else self.store / "results" / f"{_safe(spec.name)}__{_safe(prop.name)}.json"
-        if path is not None:
-            hit = read_json(path)
-            if hit is not None and hit.get("key") == key:
-                return hit
-        ens = self.ensemble(spec)
-        t0 = time.perf_counter()
-        pe, notes = self._propagate(prop, spec, ens)
-        self.counts["propagations"] += 1
-        rec = {"key": key, "backend": spec.name, "property": prop.name, "unit": getattr(prop, "unit", ""),
-               "bounds": spec.bounds, "z": spec.z, "notes": notes, "wall_s": time.perf_counter() - t0}
-        if pe is None:
-            rec |= {"method": "failed", "value": None, "std": None, "lower": None, "upper": None, "n_members": 0,
-                    "flags": [], "n_failed": 0}
-        else:
+    def _result(self, spec: BackendSpec, prop) -> dict:
+        key = digest({"version": _RESULT_VERSION, "ensemble": self._ensemble_key(spec), "prop": self._prop_key(prop),
+                      "propagators": [p.params() for p in self.propagators(prop, spec)]})
+
+        def compute() -> dict:
+            t0 = time.perf_counter()
+            pe, notes = self._propagate(prop, spec, self.ensemble(spec))
+            self.counts["propagations"] += 1
+            rec = {"backend": spec.name, "property": prop.name, "unit": prop.unit,
+                   "bounds": spec.bounds, "z": spec.z, "notes": notes, "wall_s": time.perf_counter() - t0}
+            if pe is None:
+                return rec | {"method": "failed", "value": None, "std": None, "lower": None, "upper": None,
+                              "n_members": 0, "flags": [], "n_failed": 0}
             std = pe.std
             box = pe.diagnostics.get("box", {})
             if spec.bounds == "gaussian":
@@ -306,13 +290,13 @@ class CoverageStudy:
                 lo, hi = pe.lower, pe.upper
                 if spec.bounds == "box" and np.ndim(lo) == 0:
                     lo, hi = _box_interval(lo, hi, box)
-            rec |= {"method": pe.method, "value": pe.value, "std": std, "lower": lo, "upper": hi,
-                    "n_members": int(pe.n_members), "n_failed": len(pe.failed), "flags": list(pe.flags),
-                    "box_linear_lower": box.get("linear_lower"), "box_linear_upper": box.get("linear_upper"),
-                    "ensemble": pe.to_dict()}
-        if path is not None:
-            write_json(path, rec)
-        return rec
+            return rec | {"method": pe.method, "value": pe.value, "std": std, "lower": lo, "upper": hi,
+                          "n_members": int(pe.n_members), "n_failed": len(pe.failed), "flags": list(pe.flags),
+                          "box_linear_lower": box.get("linear_lower"), "box_linear_upper": box.get("linear_upper"),
+                          "ensemble": pe.to_dict()}
+
+        record, _ = self.store.record(f"results/{safe_name(spec.name)}__{safe_name(prop.name)}.json", key, compute)
+        return record
 
     # -- the study -------------------------------------------------------------------------
 
@@ -331,7 +315,7 @@ class CoverageStudy:
         heldout = {}
         for spec in self.backends:
             for prop in self.properties:
-                rec = dict(self._result(spec, prop, refs[prop.name]))
+                rec = dict(self._result(spec, prop))
                 rec.pop("ensemble", None)
                 ref = refs[prop.name]
                 rec["reference"], rec["reference_source"] = ref["value"], ref.get("source", "")
@@ -339,9 +323,9 @@ class CoverageStudy:
                                     as_float(rec["std"]))
                 rec |= {k: (v.item() if hasattr(v, "item") else v) for k, v in e.items()}
                 records.append(rec)
-                self._log(f"{spec.name:>22s} | {prop.name:34s} {rec['method']:9s} "
-                          f"err {rec['error']:+.4g} [{rec['low_error']:+.4g}, {rec['high_error']:+.4g}] "
-                          f"{'in' if rec['bracketed'] else 'OUT'}  ({rec['wall_s']:.1f} s)")
+                self._log("%22s | %-34s %-9s err %+.4g [%+.4g, %+.4g] %s  (%.1f s)", spec.name, prop.name,
+                          rec["method"], rec["error"], rec["low_error"], rec["high_error"],
+                          "in" if rec["bracketed"] else "OUT", rec["wall_s"])
             if self.validation is not None:
                 heldout[spec.name] = self._heldout(spec)
         settings = {s.name: {"settings": s.settings(), "class": type(s.backend).__name__, "bounds": s.bounds,
@@ -351,15 +335,12 @@ class CoverageStudy:
                                      "descriptor": self.descriptor.spec(), "reference": self.reference.key[:200]})
 
     def _heldout(self, spec: BackendSpec) -> dict:
-        key = _digest({"ensemble": self._ensemble_key(spec), "validation": self.design("validation").metadata.get("cache_key")})
-        path = None if self.store is None else self.store / "heldout" / f"{_safe(spec.name)}.json"
-        if path is not None:
-            hit = read_json(path)
-            if hit is not None and hit.get("key") == key:
-                return hit
-        ens = self.ensemble(spec)
-        bounds = "exact" if ens.has_box else ("gaussian" if spec.bounds == "gaussian" else "sampled")
-        out = {"key": key, **heldout_coverage(ens, self.design("validation"), bounds=bounds, z=spec.z)}
-        if path is not None:
-            write_json(path, out)
-        return out
+        key = digest({"ensemble": self._ensemble_key(spec), "validation": self.design("validation").digest()})
+
+        def compute() -> dict:
+            ens = self.ensemble(spec)
+            bounds = "exact" if ens.has_box else ("gaussian" if spec.bounds == "gaussian" else "sampled")
+            return heldout_coverage(ens, self.design("validation"), bounds=bounds, z=spec.z)
+
+        record, _ = self.store.record(f"heldout/{safe_name(spec.name)}.json", key, compute)
+        return record

@@ -9,6 +9,7 @@ properties.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from .references import teacher_reference
 from .study import BackendSpec, CoverageStudy
 
 __all__ = ["VALIDATION_GROUPS", "run_teacher_study", "teacher_backends", "teacher_student"]
+
+logger = logging.getLogger(__name__)
 
 VALIDATION_GROUPS = ("divacancy", "interstitial", "surface_112", "gsf_112")
 
@@ -49,7 +52,10 @@ def teacher_backends(seed: int = 0) -> list[BackendSpec]:
 def run_teacher_study(out_dir="results/coverage_teacher", size: str = "small", quick: bool = True, twojmax: int = 6,
                       seed: int = 0, propagation: str = "implicit", executor=None, progress: bool = True,
                       names=None, resample_members: int | None = None, figures: bool = True):
-    """Run the teacher study, print the paper-format tables and write tables + figures.
+    """Run the teacher study and write the paper-format tables and figures.
+
+    Progress goes to ``logging`` (INFO, logger ``uqcalc.coverage``); the table is
+    ``results.to_markdown(results.meta["title"])`` (the CLI prints it).
 
     Parameters
     ----------
@@ -101,8 +107,9 @@ def run_teacher_study(out_dir="results/coverage_teacher", size: str = "small", q
                      "total_wall_s": time.perf_counter() - t0}
     title = (f"W teacher–student coverage: SNAP 2J={twojmax} student, {size} set (seed {seed}), "
              f"{'quick' if quick else 'default'} property cells, {propagation} propagation")
+    results.meta["title"] = title
     paths = results.write(out, stem=f"coverage_{size}_2j{twojmax}_seed{seed}{'_quick' if quick else ''}",
                           figures=figures, title=title)
-    print("\n" + results.to_markdown(title))
-    print(f"\ntotal wall time {results.meta['total_wall_s']:.0f} s; written: " + ", ".join(str(p) for p in paths))
+    results.meta["paths"] = [str(p) for p in paths]
+    logger.info("total wall time %.0f s; written: %s", results.meta["total_wall_s"], ", ".join(map(str, paths)))
     return results
