@@ -10,6 +10,11 @@ energy / force / virial rows of a structure in a single bispectrum pass.
 The parameter vector has the layout of a LAMMPS ``.snapcoeff`` file (per
 element ``beta0, beta1..betaK``), so coefficients of a published potential plug
 straight in: ``SNAP.from_lammps_potential("W_2940_2017_2")``.
+
+Size: one concept, the SNAP feature map, at ~500 lines because the LAMMPS side (building the
+``compute snap`` command, reading its global array back into energy/force/virial rows, the
+optional reference pair style) and the parameter layout have to agree line by line; the file
+parsers already live in :mod:`.lammps_files`.
 """
 
 from __future__ import annotations
