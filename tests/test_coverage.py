@@ -300,3 +300,56 @@ def test_tiny_end_to_end_study(tmp_path):
     back = CoverageResults.from_json(tmp_path / "out" / "coverage.json")
     assert back.summary("BR")["n"] == 2
     assert "| POPS |" in res.to_markdown()
+
+
+def test_a_subset_or_an_other_array_design_is_refitted_not_served_the_stored_ensemble(tmp_path):
+    """Reproduces two key bugs: a selected subset claimed its parent's identity, and designs
+    made from arrays were keyed by the column sums of X only, so either got a stored ensemble
+    fitted to other data."""
+    from uqcalc.backends import BayesianRidge
+
+    descriptor, design = fitted_design()
+    ref = TableReference({})
+
+    def fits(d):
+        CountingBackend.fits = 0
+        study = CoverageStudy(d, descriptor, [BackendSpec("BR", CountingBackend(BayesianRidge(n_members=2)))], [],
+                              ref, store=tmp_path, progress=False)
+        study.ensemble(study.backends[0])
+        return CountingBackend.fits
+
+    assert fits(design) == 1 and fits(design) == 0  # stored, then reused
+    assert fits(design.select(design.config < 10)) == 1
+    X, y = design.X, design.y
+    from uqcalc.design import DesignMatrix
+
+    assert fits(DesignMatrix(X=X, y=y)) == 1 and fits(DesignMatrix(X=X, y=y)) == 0
+    assert fits(DesignMatrix(X=X, y=1.01 * y)) == 1
+
+
+def test_store_reuses_on_matching_keys_and_recomputes_otherwise(tmp_path):
+    from uqcalc.coverage.store import Store
+
+    store, calls = Store(tmp_path), []
+
+    def compute():
+        calls.append(1)
+        return {"value": len(calls)}
+
+    assert store.record("r/x.json", "k1", compute) == ({"key": "k1", "value": 1}, False)
+    assert store.record("r/x.json", "k1", compute) == ({"key": "k1", "value": 1}, True)
+    assert store.record("r/x.json", "k2", compute)[0]["value"] == 2  # another key: recomputed
+    (tmp_path / "r" / "x.json").write_text('{"key": "k2", "val')  # a torn file is not trusted
+    assert store.record("r/x.json", "k2", compute) == ({"key": "k2", "value": 3}, False)
+
+    def save(obj, path):
+        path.write_text(obj)
+
+    def load(path):
+        return path.read_text()
+
+    assert store.artifact("a/y.txt", "k", lambda: "fitted", save, load) == ("fitted", False)
+    assert store.artifact("a/y.txt", "k", lambda: "refit", save, load) == ("fitted", True)
+    (tmp_path / "a" / "y.json").unlink()  # a crash between the file and its key
+    assert store.artifact("a/y.txt", "k", lambda: "refit", save, load) == ("refit", False)
+    assert Store(None).record("r/x.json", "k1", compute)[1] is False  # no root: always computed

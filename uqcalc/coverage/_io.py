@@ -7,27 +7,12 @@ import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
+from .._json import strict_json
 
 
 def clean(value):
     """Arrays/numpy scalars → JSON values; NaN → None and ±inf → ±1e308 (strict JSON has neither)."""
-    if isinstance(value, np.ndarray):
-        return clean(value.tolist())
-    if isinstance(value, dict):
-        return {str(k): clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean(v) for v in value]
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        v = float(value)
-        if np.isnan(v):
-            return None
-        return v if np.isfinite(v) else float(np.sign(v)) * 1e308
-    return value
+    return strict_json(value, infinity=1e308)
 
 
 def as_float(value) -> float:

@@ -103,7 +103,7 @@ class BoxCorners(Check):
         if "slope" in box:
             slope = np.asarray(box["slope"])
         else:
-            slope, info = finite_difference_slope(prop, model.descriptor, ensemble, executor, self.step, progress)
+            slope, info = finite_difference_slope(prop, model, executor, self.step, progress)
             z_lo, z_hi = corner_coordinates(slope, ensemble.lower, ensemble.upper)
             base = float(out.value)
             box |= {"slope": [float(g) for g in slope], "slope_method": "central differences",
@@ -113,7 +113,7 @@ class BoxCorners(Check):
             if info["failed_axes"]:
                 out.flag(f"box slope: both finite-difference evaluations failed on axes {info['failed_axes']}; "
                          "their slope is taken as 0")
-        box |= evaluate_corners(prop, model.descriptor, ensemble, slope, executor, progress=False)
+        box |= evaluate_corners(prop, model, slope, executor, progress=False)
         for where, err in zip(("minimising", "maximising"), box["corner_errors"]):
             if err is not None:
                 out.flag(f"the {where} box corner could not be evaluated ({err})")

@@ -9,7 +9,7 @@ understates the box; the corners recover its extent.
 
 Where the first-order term comes from:
 
-* ``implicit``/``linear`` propagation: exactly, from the expansions (:func:`.core._box_corners`);
+* ``implicit``/``linear`` propagation: exactly, from the expansions (:func:`.implicit._box_corners`);
 * otherwise (properties without stationary states: lattice constant, elastic constants, c/a,
   K_Ic): central finite differences along the box axes, 2R evaluations of ``prop.evaluate``.
 
@@ -23,6 +23,7 @@ from concurrent.futures import Executor
 
 import numpy as np
 
+from ..model import LinearModel
 from .resample import evaluate_members
 
 __all__ = ["corner_coordinates", "evaluate_corners", "finite_difference_slope"]
@@ -36,7 +37,7 @@ def corner_coordinates(slope: np.ndarray, lower: np.ndarray, upper: np.ndarray) 
     return z_lo, z_hi
 
 
-def finite_difference_slope(prop, descriptor, ensemble, executor: Executor | None = None, step: float = 0.1,
+def finite_difference_slope(prop, model: LinearModel, executor: Executor | None = None, step: float = 0.1,
                             progress: bool = False) -> tuple[np.ndarray, dict]:
     """First-order change of ``prop`` per unit box coordinate, by central differences at θ̄.
 
@@ -44,9 +45,8 @@ def finite_difference_slope(prop, descriptor, ensemble, executor: Executor | Non
     ----------
     prop : Property
         Scalar property (``evaluate(calc) -> float``).
-    descriptor : Descriptor
-    ensemble : ParameterEnsemble
-        With a box (``axes``, ``lower``, ``upper``).
+    model : LinearModel
+        Its ensemble has a box (``axes``, ``lower``, ``upper``).
     executor : concurrent.futures.Executor, optional
     step : float, default 0.1
         Step along axis r as a fraction of the box's half-width on that axis: small enough to be
@@ -61,13 +61,14 @@ def finite_difference_slope(prop, descriptor, ensemble, executor: Executor | Non
     info : dict
         ``n_evaluations`` and the axes that failed.
     """
+    ensemble = model.ensemble
     theta, axes = ensemble.theta, ensemble.axes
     R = axes.shape[1]
     h = step * 0.5 * (ensemble.upper - ensemble.lower)
     h = np.where(h > 0, h, 1.0)
     thetas = np.concatenate([theta[None, :], theta + h[:, None] * axes.T, theta - h[:, None] * axes.T])
     labels = list(range(-1, 2 * R))
-    values, errors = evaluate_members(prop, descriptor, thetas, labels, executor, progress=progress,
+    values, errors = evaluate_members(prop, model.descriptor, thetas, labels, executor, progress=progress,
                                       description=f"box slope {prop.name}".strip())
     f0 = values.get(-1)
     slope = np.zeros(R)
@@ -87,7 +88,7 @@ def finite_difference_slope(prop, descriptor, ensemble, executor: Executor | Non
     return slope, info
 
 
-def evaluate_corners(prop, descriptor, ensemble, slope: np.ndarray, executor: Executor | None = None,
+def evaluate_corners(prop, model: LinearModel, slope: np.ndarray, executor: Executor | None = None,
                      progress: bool = False) -> dict:
     """``prop.evaluate`` at the two box corners that extremise ``slope · z`` (states re-relaxed there).
 
@@ -97,9 +98,10 @@ def evaluate_corners(prop, descriptor, ensemble, slope: np.ndarray, executor: Ex
         ``exact_at_corners`` ([at the minimising corner, at the maximising corner]; None where the
         evaluation failed), ``corner_errors`` and ``corner_distance`` (|θ_corner − θ̄|).
     """
+    ensemble = model.ensemble
     z_lo, z_hi = corner_coordinates(slope, ensemble.lower, ensemble.upper)
     corners = ensemble.theta[None, :] + np.stack([z_lo, z_hi]) @ ensemble.axes.T
-    values, errors = evaluate_members(prop, descriptor, corners, [0, 1], executor, progress=progress,
+    values, errors = evaluate_members(prop, model.descriptor, corners, [0, 1], executor, progress=progress,
                                       description=f"box corners {prop.name}".strip())
     return {
         "exact_at_corners": [values.get(0), values.get(1)],

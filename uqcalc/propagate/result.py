@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._json import strict_json
+
 __all__ = ["PropagationError", "PropagationWarning", "PropertyEnsemble"]
 
 _FORMAT = "uqcalc.PropertyEnsemble"
@@ -21,23 +23,6 @@ class PropagationWarning(UserWarning):
 
 class PropagationError(RuntimeError):
     """Propagation produced no usable value (every member failed)."""
-
-
-def _to_json(value):
-    """Arrays/scalars → JSON values with NaN as None (strict JSON has no NaN)."""
-    if isinstance(value, np.ndarray):
-        return _to_json(value.tolist())
-    if isinstance(value, (list, tuple)):
-        return [_to_json(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _to_json(v) for k, v in value.items()}
-    if isinstance(value, (np.floating, float)):
-        return None if not np.isfinite(value) else float(value)
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
 
 
 def _from_json(value) -> np.ndarray:
@@ -162,7 +147,7 @@ class PropertyEnsemble:
 
     def to_dict(self) -> dict:
         """JSON-able dict (strict JSON: NaN written as null); :meth:`from_dict` inverts it."""
-        return _to_json(
+        return strict_json(
             {
                 "format": _FORMAT,
                 "schema": _SCHEMA,
