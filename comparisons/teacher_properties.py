@@ -108,7 +108,9 @@ def cells(prop) -> str:
     if isinstance(prop, fracture.GriffithToughness):
         from uqcalc.properties.surfaces import SurfaceEnergy
 
-        top = SurfaceEnergy(prop.crack_surface, layers=prop.layers).states()[0].atoms
+        # only the atom count is wanted, which does not depend on the lattice constant
+        top = SurfaceEnergy(prop.crack_surface, layers=prop.layers, lattice_constant=1.0,
+                            symbol=prop.symbol, structure=prop.structure).states()[0].atoms
         return f"bcc 2 + slab {len(top)}"
     try:
         states = prop.states()

@@ -504,7 +504,8 @@ def test_non_state_properties(model):
 def test_real_defect_properties(model):
     defects = pytest.importorskip("uqcalc.properties.defects")
     d, ens = model
-    for prop in (defects.VacancyFormationEnergy(size=3), defects.InterstitialFormationEnergy(size=3)):
+    for prop in (defects.VacancyFormationEnergy(size=3, lattice_constant=A0),
+                 defects.InterstitialFormationEnergy(size=3, lattice_constant=A0)):
         ref = propagate(prop, (d, ens), "resample", progress=False)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PropagationWarning)

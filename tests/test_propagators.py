@@ -101,7 +101,7 @@ def test_facade_builds_the_documented_propagators():
 
 
 def test_propagator_objects_and_facade_agree(model):
-    prop = VacancyFormationEnergy(size=3, fmax=1e-4)
+    prop = VacancyFormationEnergy(size=3, fmax=1e-4, lattice_constant=A0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PropagationWarning)
         by_name = propagate(prop, model, "implicit", progress=False, verify_extremes=False)
@@ -140,7 +140,7 @@ class MemberMedian(Propagator):
 def test_a_new_method_runs_through_propagate_and_a_study(model, tmp_path):
     from uqcalc.coverage import BackendSpec, CalculatorReference, CoverageStudy
 
-    prop = VacancyFormationEnergy(size=3, fmax=1e-3)
+    prop = VacancyFormationEnergy(size=3, fmax=1e-3, lattice_constant=A0)
     out = propagate(prop, model, MemberMedian(max_members=4), progress=False)
     assert out.method == "member-median" and out.n_members == 4
     assert out.value == pytest.approx(np.median(out.members))
@@ -171,14 +171,14 @@ def test_a_new_method_runs_through_propagate_and_a_study(model, tmp_path):
 def test_a_study_uses_the_first_propagator_that_supports_the_property(model, tmp_path):
     from uqcalc.coverage import BackendSpec, CoverageStudy, TableReference
 
-    props = [VacancyFormationEnergy(size=3, fmax=1e-3), _FixedEnergy()]
+    props = [VacancyFormationEnergy(size=3, fmax=1e-3, lattice_constant=A0), _FixedEnergy()]
     ref = TableReference({p.name: {"value": 0.0, "unit": p.unit} for p in props})
     study = CoverageStudy(_design(), model.descriptor, [BackendSpec("given", _Given(model.ensemble))], props, ref,
                           propagation=[Affine(), Linear()], fallback=None, store=None, progress=False)
     methods = {r["property"]: r["method"] for r in study.run().records}
     assert methods == {"vacancy_formation_energy": "linear", "fixed_energy": "affine"}
     nothing = CoverageStudy(_design(), model.descriptor, [BackendSpec("given", _Given(model.ensemble))],
-                            [VacancyFormationEnergy(size=3)], ref, propagation=[Affine()], fallback=None,
+                            [VacancyFormationEnergy(size=3, lattice_constant=A0)], ref, propagation=[Affine()], fallback=None,
                             progress=False)
     (rec,) = nothing.run().records
     assert rec["method"] == "failed" and rec["notes"] == ["no propagator supports 'vacancy_formation_energy'"]
@@ -229,7 +229,7 @@ def test_a_searched_saddle_state_needs_no_special_case(model):
     with re-running the NEB for every member. The curvature check tells the truth about it: for
     this pair model the climbing image sits on a shallow local minimum between two humps (a
     split vacancy; lowest eigenvalue ≈ +0.03 eV/Å²), not on a first-order saddle."""
-    prop = VacancyMigrationEnergy(size=3, n_images=3, neb_fmax=1e-3)
+    prop = VacancyMigrationEnergy(size=3, n_images=3, neb_fmax=1e-3, lattice_constant=A0)
     small = model.subsample(4, seed=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PropagationWarning)  # the flags are checked below

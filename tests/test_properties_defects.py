@@ -60,12 +60,12 @@ SHIFT = np.array([0.731, -1.412, 2.05])  # an arbitrary, non-lattice translation
 @pytest.mark.parametrize(
     "prop",
     [
-        VacancyFormationEnergy(size=3),
-        VacancyFormationEnergy(size=3, pressure="zero"),
-        VacancyRelaxationVolume(size=3),
-        DivacancyBindingEnergy(size=3, neighbor=1),
-        InterstitialFormationEnergy(size=3, configuration="octahedral"),
-        InterstitialFormationEnergy(size=3, configuration="111", pressure="zero"),
+        VacancyFormationEnergy(size=3, lattice_constant=TUNGSTEN_A0),
+        VacancyFormationEnergy(size=3, pressure="zero", lattice_constant=TUNGSTEN_A0),
+        VacancyRelaxationVolume(size=3, lattice_constant=TUNGSTEN_A0),
+        DivacancyBindingEnergy(size=3, neighbor=1, lattice_constant=TUNGSTEN_A0),
+        InterstitialFormationEnergy(size=3, configuration="octahedral", lattice_constant=TUNGSTEN_A0),
+        InterstitialFormationEnergy(size=3, configuration="111", pressure="zero", lattice_constant=TUNGSTEN_A0),
     ],
     ids=lambda p: f"{p.name}-{p.pressure}",
 )
@@ -79,14 +79,14 @@ def test_unrelaxed_vacancy_is_minus_bulk_energy_per_atom_in_any_cell(pure_pair):
     bulk.calc = pure_pair
     expected = -bulk.get_potential_energy() / len(bulk)
     for size in (3, 4):
-        value = VacancyFormationEnergy(size=size, relaxed=False).evaluate(pure_pair)
+        value = VacancyFormationEnergy(size=size, relaxed=False, lattice_constant=TUNGSTEN_A0).evaluate(pure_pair)
         assert value == pytest.approx(expected, abs=1e-9)
     assert expected > 0
 
 
 @pytest.mark.parametrize("neighbor, distance", [(1, np.sqrt(3) / 2), (2, 1.0)])
 def test_unrelaxed_divacancy_binding_is_minus_the_pair_bond(neighbor, distance, pure_pair):
-    value = DivacancyBindingEnergy(size=3, neighbor=neighbor, relaxed=False).evaluate(pure_pair)
+    value = DivacancyBindingEnergy(size=3, neighbor=neighbor, relaxed=False, lattice_constant=TUNGSTEN_A0).evaluate(pure_pair)
     assert value == pytest.approx(-dimer_energy(pure_pair, distance * TUNGSTEN_A0), abs=1e-9)
 
 
@@ -94,16 +94,16 @@ def test_unrelaxed_divacancy_binding_is_minus_the_pair_bond(neighbor, distance, 
 
 
 def test_relaxed_vacancy_size_effect_is_small_and_relaxation_lowers_it(pair):
-    e3 = VacancyFormationEnergy(size=3).evaluate(pair)
-    e4 = VacancyFormationEnergy(size=4).evaluate(pair)
-    unrelaxed = VacancyFormationEnergy(size=3, relaxed=False).evaluate(pair)
+    e3 = VacancyFormationEnergy(size=3, lattice_constant=TUNGSTEN_A0).evaluate(pair)
+    e4 = VacancyFormationEnergy(size=4, lattice_constant=TUNGSTEN_A0).evaluate(pair)
+    unrelaxed = VacancyFormationEnergy(size=3, relaxed=False, lattice_constant=TUNGSTEN_A0).evaluate(pair)
     assert 1.0 < e3 < unrelaxed
     assert abs(e3 - e4) < 0.05  # elastic image interaction of a short-ranged potential
 
 
 def test_relaxation_volume_units(pair):
-    in_a3 = VacancyRelaxationVolume(size=3)
-    in_omega = VacancyRelaxationVolume(size=3, in_atomic_volumes=True)
+    in_a3 = VacancyRelaxationVolume(size=3, lattice_constant=TUNGSTEN_A0)
+    in_omega = VacancyRelaxationVolume(size=3, in_atomic_volumes=True, lattice_constant=TUNGSTEN_A0)
     bulk = relax(in_a3.states()[1].atoms, pair, "cell")
     omega0 = bulk.get_volume() / len(bulk)
     assert in_omega.unit == "Ω0" and in_a3.unit == "Å^3"
@@ -118,11 +118,11 @@ def test_relaxation_volume_units(pair):
 @pytest.mark.parametrize(
     "prop",
     [
-        VacancyFormationEnergy(size=3),
-        VacancyFormationEnergy(size=3, pressure="zero"),
-        VacancyRelaxationVolume(size=3),
-        DivacancyBindingEnergy(size=3, neighbor=2),
-        *[InterstitialFormationEnergy(size=3, configuration=c) for c in SIA_CONFIGURATIONS],
+        VacancyFormationEnergy(size=3, lattice_constant=TUNGSTEN_A0),
+        VacancyFormationEnergy(size=3, pressure="zero", lattice_constant=TUNGSTEN_A0),
+        VacancyRelaxationVolume(size=3, lattice_constant=TUNGSTEN_A0),
+        DivacancyBindingEnergy(size=3, neighbor=2, lattice_constant=TUNGSTEN_A0),
+        *[InterstitialFormationEnergy(size=3, configuration=c, lattice_constant=TUNGSTEN_A0) for c in SIA_CONFIGURATIONS],
     ],
     ids=lambda p: f"{p.name}-{p.pressure}",
 )
@@ -136,26 +136,26 @@ def test_states_recombine_to_evaluate_and_are_translation_invariant(prop, pair):
 
 def test_state_coefficients():
     n = 54
-    vac = VacancyFormationEnergy(size=3).states()
+    vac = VacancyFormationEnergy(size=3, lattice_constant=TUNGSTEN_A0).states()
     assert [s.coefficient for s in vac] == [1.0, -(n - 1) / n]
     assert [len(s.atoms) for s in vac] == [n - 1, n]
     assert [s.relax for s in vac] == ["positions", "none"]
-    assert [s.relax for s in VacancyFormationEnergy(size=3, pressure="zero").states()] == ["both", "cell"]
-    assert [s.relax for s in VacancyFormationEnergy(size=3, relaxed=False).states()] == ["none", "none"]
-    div = DivacancyBindingEnergy(size=3).states()
+    assert [s.relax for s in VacancyFormationEnergy(size=3, pressure="zero", lattice_constant=TUNGSTEN_A0).states()] == ["both", "cell"]
+    assert [s.relax for s in VacancyFormationEnergy(size=3, relaxed=False, lattice_constant=TUNGSTEN_A0).states()] == ["none", "none"]
+    div = DivacancyBindingEnergy(size=3, lattice_constant=TUNGSTEN_A0).states()
     assert [s.coefficient for s in div] == [2.0, -1.0, -1.0]
     assert [len(s.atoms) for s in div] == [n - 1, n - 2, n]
-    sia = InterstitialFormationEnergy(size=3).states()
+    sia = InterstitialFormationEnergy(size=3, lattice_constant=TUNGSTEN_A0).states()
     assert [s.coefficient for s in sia] == [1.0, -(n + 1) / n]
-    assert {s.quantity for s in VacancyRelaxationVolume(size=3).states()} == {"volume"}
-    assert len(VacancyFormationEnergy().states()[1].atoms) == 128  # the default cell
+    assert {s.quantity for s in VacancyRelaxationVolume(size=3, lattice_constant=TUNGSTEN_A0).states()} == {"volume"}
+    assert len(VacancyFormationEnergy(lattice_constant=TUNGSTEN_A0).states()[1].atoms) == 128  # the default cell
 
 
 @pytest.mark.parametrize(
     "configuration, order", [("111", 12), ("110", 8), ("100", 16), ("octahedral", 16), ("tetrahedral", 8)]
 )
 def test_sia_symmetry_is_kept_and_is_a_true_stationary_point(configuration, order, pair):
-    prop = InterstitialFormationEnergy(size=3, configuration=configuration)
+    prop = InterstitialFormationEnergy(size=3, configuration=configuration, lattice_constant=TUNGSTEN_A0)
     atoms = prop.defect_structure()
     assert len(atoms) == 55
     assert len(atoms.constraints[0]) == order  # the site's point group
@@ -168,7 +168,7 @@ def test_sia_symmetry_is_kept_and_is_a_true_stationary_point(configuration, orde
 
 
 def test_point_symmetry_projects():
-    atoms = InterstitialFormationEnergy(size=3, configuration="110").defect_structure()
+    atoms = InterstitialFormationEnergy(size=3, configuration="110", lattice_constant=TUNGSTEN_A0).defect_structure()
     sym = atoms.constraints[0]
     v = np.random.default_rng(0).normal(size=(len(atoms), 3))
     once = sym.symmetrize(v)
@@ -182,24 +182,24 @@ def test_point_symmetry_projects():
 
 def test_invalid_settings():
     with pytest.raises(ValueError, match="size"):
-        VacancyFormationEnergy(size=1)
+        VacancyFormationEnergy(size=1, lattice_constant=TUNGSTEN_A0)
     with pytest.raises(ValueError, match="pressure"):
-        VacancyFormationEnergy(pressure="high")
+        VacancyFormationEnergy(pressure="high", lattice_constant=TUNGSTEN_A0)
     with pytest.raises(ValueError, match="pressure='zero'"):
-        VacancyRelaxationVolume(pressure=None)
+        VacancyRelaxationVolume(pressure=None, lattice_constant=TUNGSTEN_A0)
     with pytest.raises(ValueError, match="neighbor"):
-        DivacancyBindingEnergy(neighbor=3)
+        DivacancyBindingEnergy(neighbor=3, lattice_constant=TUNGSTEN_A0)
     with pytest.raises(ValueError, match="configuration"):
-        InterstitialFormationEnergy(configuration="split")
-    assert InterstitialFormationEnergy(configuration="<110>").name == "sia_formation_energy_110"
-    assert DivacancyBindingEnergy(neighbor=2).name == "divacancy_binding_energy_2nn"
+        InterstitialFormationEnergy(configuration="split", lattice_constant=TUNGSTEN_A0)
+    assert InterstitialFormationEnergy(configuration="<110>", lattice_constant=TUNGSTEN_A0).name == "sia_formation_energy_110"
+    assert DivacancyBindingEnergy(neighbor=2, lattice_constant=TUNGSTEN_A0).name == "divacancy_binding_energy_2nn"
 
 
 # -- migration -----------------------------------------------------------------------------
 
 
 def small_neb(**kwargs) -> VacancyMigrationEnergy:
-    return VacancyMigrationEnergy(size=3, n_images=3, neb_fmax=0.05, **kwargs)
+    return VacancyMigrationEnergy(size=3, n_images=3, neb_fmax=0.05, **kwargs, lattice_constant=TUNGSTEN_A0)
 
 
 def test_migration_endpoints_are_one_1nn_jump():
@@ -242,7 +242,7 @@ def test_teacher_reproduces_independent_128_site_values():
     calc = teacher()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        assert VacancyFormationEnergy().evaluate(calc) == pytest.approx(3.235, abs=0.005)
-        assert VacancyFormationEnergy(relaxed=False).evaluate(calc) == pytest.approx(3.310, abs=0.005)
-        assert InterstitialFormationEnergy(configuration="111").evaluate(calc) == pytest.approx(9.93, abs=0.01)
-        assert InterstitialFormationEnergy(configuration="110").evaluate(calc) == pytest.approx(10.00, abs=0.01)
+        assert VacancyFormationEnergy(lattice_constant=TUNGSTEN_A0).evaluate(calc) == pytest.approx(3.235, abs=0.005)
+        assert VacancyFormationEnergy(relaxed=False, lattice_constant=TUNGSTEN_A0).evaluate(calc) == pytest.approx(3.310, abs=0.005)
+        assert InterstitialFormationEnergy(configuration="111", lattice_constant=TUNGSTEN_A0).evaluate(calc) == pytest.approx(9.93, abs=0.01)
+        assert InterstitialFormationEnergy(configuration="110", lattice_constant=TUNGSTEN_A0).evaluate(calc) == pytest.approx(10.00, abs=0.01)

@@ -92,41 +92,41 @@ def test_slab_is_bcc_with_a_rigidly_shifted_upper_half(plane):
 @pytest.mark.parametrize("plane", ["110", "112"])
 @pytest.mark.parametrize("shift", [0.5, 0.3, 0.8])
 def test_unrelaxed_gamma_is_bond_counting(plane, shift, short_pair):
-    value = StackingFaultEnergy(plane=plane, shift=shift, relaxed=False).evaluate(short_pair)
+    value = StackingFaultEnergy(plane=plane, shift=shift, relaxed=False, lattice_constant=TUNGSTEN_A0).evaluate(short_pair)
     assert value == pytest.approx(bond_counting_gamma(short_pair, plane, shift), abs=1e-9)
     assert abs(value) > 0.1
 
 
 @pytest.mark.parametrize("plane", ["110", "112"])
 def test_constant_potential_and_lattice_shift_give_zero(plane, constant_only, pair):
-    assert StackingFaultEnergy(plane=plane, shift=0.4).evaluate(constant_only) == pytest.approx(0, abs=1e-9)
-    assert StackingFaultEnergy(plane=plane, shift=1.0).evaluate(pair) == pytest.approx(0, abs=1e-7)
+    assert StackingFaultEnergy(plane=plane, shift=0.4, lattice_constant=TUNGSTEN_A0).evaluate(constant_only) == pytest.approx(0, abs=1e-9)
+    assert StackingFaultEnergy(plane=plane, shift=1.0, lattice_constant=TUNGSTEN_A0).evaluate(pair) == pytest.approx(0, abs=1e-7)
 
 
 # -- symmetry, invariances, states ---------------------------------------------------------
 
 
 def test_110_curve_is_symmetric_and_its_maximum_is_half(pair):
-    curve = GSFCurve(plane="110", shifts=(0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0)).evaluate(pair)
+    curve = GSFCurve(plane="110", shifts=(0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0), lattice_constant=TUNGSTEN_A0).evaluate(pair)
     assert curve[0] == 0.0 and curve[-1] == 0.0
     assert curve == pytest.approx(curve[::-1], abs=1e-6)
     assert np.argmax(curve) == 3
-    assert UnstableStackingFaultEnergy(plane="110").evaluate(pair) == pytest.approx(curve[3], abs=1e-9)
+    assert UnstableStackingFaultEnergy(plane="110", lattice_constant=TUNGSTEN_A0).evaluate(pair) == pytest.approx(curve[3], abs=1e-9)
 
 
 def test_112_unstable_fault_is_located_off_half(pair):
-    prop = UnstableStackingFaultEnergy(plane="112", shift_tol=0.02)
+    prop = UnstableStackingFaultEnergy(plane="112", shift_tol=0.02, lattice_constant=TUNGSTEN_A0)
     shift, gamma = prop.locate(pair)
-    grid = GSFCurve(plane="112", shifts=np.arange(0.3, 0.81, 0.05)).evaluate(pair)
+    grid = GSFCurve(plane="112", shifts=np.arange(0.3, 0.81, 0.05), lattice_constant=TUNGSTEN_A0).evaluate(pair)
     assert gamma >= grid.max() - 1e-9
     assert abs(shift - 0.5) > 0.01  # asymmetric (twinning vs antitwinning)
-    assert StackingFaultEnergy(plane="112", shift=1 - shift).evaluate(pair) < gamma - 0.01
+    assert StackingFaultEnergy(plane="112", shift=1 - shift, lattice_constant=TUNGSTEN_A0).evaluate(pair) < gamma - 0.01
     assert prop.evaluate(pair) == pytest.approx(gamma, abs=1e-9)
     assert prop.states()[0].atoms.info["shift"] == UnstableStackingFaultEnergy.TEACHER_SHIFT_112
 
 
 def test_curve_points_match_the_curve(pair):
-    curve = GSFCurve(plane="112", shifts=(0.25, 0.7))
+    curve = GSFCurve(plane="112", shifts=(0.25, 0.7), lattice_constant=TUNGSTEN_A0)
     values = curve.evaluate(pair)
     assert values == pytest.approx([p.evaluate(pair) for p in curve.points()], abs=1e-9)
     assert curve.name == "gsf_112" and curve.unit == "J/m^2"
@@ -135,10 +135,10 @@ def test_curve_points_match_the_curve(pair):
 @pytest.mark.parametrize(
     "prop",
     [
-        StackingFaultEnergy(plane="110", shift=0.35),
-        StackingFaultEnergy(plane="112", shift=0.6),
-        UnstableStackingFaultEnergy(plane="110"),
-        UnstableStackingFaultEnergy(plane="112", shift=0.45),
+        StackingFaultEnergy(plane="110", shift=0.35, lattice_constant=TUNGSTEN_A0),
+        StackingFaultEnergy(plane="112", shift=0.6, lattice_constant=TUNGSTEN_A0),
+        UnstableStackingFaultEnergy(plane="110", lattice_constant=TUNGSTEN_A0),
+        UnstableStackingFaultEnergy(plane="112", shift=0.45, lattice_constant=TUNGSTEN_A0),
     ],
     ids=lambda p: p.name,
 )
@@ -151,24 +151,24 @@ def test_states_recombine_to_evaluate_translation_and_repeat_invariant(prop, pai
     assert recombine(prop, pair) == pytest.approx(value, abs=1e-9)
     assert recombine(prop, pair, translate=[0.37, -1.21, 0.8]) == pytest.approx(value, abs=1e-5)
     # every atom of a plane is equivalent: a larger in-plane cell changes nothing
-    bigger = type(prop)(plane=prop.plane, shift=prop.shift, repeat=(2, 1))
+    bigger = type(prop)(plane=prop.plane, shift=prop.shift, repeat=(2, 1), lattice_constant=TUNGSTEN_A0)
     assert bigger.evaluate(pair) == pytest.approx(value, abs=1e-5)
 
 
 def test_relaxation_is_normal_only_and_thickness_converged(pair):
-    prop = StackingFaultEnergy(plane="110", shift=0.5)
+    prop = StackingFaultEnergy(plane="110", shift=0.5, lattice_constant=TUNGSTEN_A0)
     fault = relax(prop.states()[0].atoms, pair, "positions")
     start = prop.states()[0].atoms
     assert np.allclose(fault.positions[:, :2], start.positions[:, :2])
     assert np.abs(fault.positions[:, 2] - start.positions[:, 2]).max() > 1e-3
-    thin = StackingFaultEnergy(plane="110", shift=0.5, layers=12).evaluate(pair)
+    thin = StackingFaultEnergy(plane="110", shift=0.5, layers=12, lattice_constant=TUNGSTEN_A0).evaluate(pair)
     assert thin == pytest.approx(prop.evaluate(pair), abs=2e-3)
 
 
 def test_invalid_settings():
     with pytest.raises(ValueError, match="plane"):
-        StackingFaultEnergy(plane="111")
+        StackingFaultEnergy(plane="111", lattice_constant=TUNGSTEN_A0)
     with pytest.raises(ValueError, match="layers"):
-        StackingFaultEnergy(layers=7)
-    assert StackingFaultEnergy(plane="{112}").plane == "112"
-    assert UnstableStackingFaultEnergy(plane="112").name == "unstable_stacking_fault_energy_112"
+        StackingFaultEnergy(layers=7, lattice_constant=TUNGSTEN_A0)
+    assert StackingFaultEnergy(plane="{112}", lattice_constant=TUNGSTEN_A0).plane == "112"
+    assert UnstableStackingFaultEnergy(plane="112", lattice_constant=TUNGSTEN_A0).name == "unstable_stacking_fault_energy_112"

@@ -36,6 +36,7 @@ def nearest_neighbour():
 
 
 def quick(miller, **kwargs) -> SurfaceEnergy:
+    kwargs.setdefault("lattice_constant", TUNGSTEN_A0)
     return SurfaceEnergy(miller, layers=QUICK_LAYERS[miller], **kwargs)
 
 
@@ -69,9 +70,12 @@ def test_slab_geometry(miller):
 
 
 def test_states_and_lattice_constant_default():
-    prop = SurfaceEnergy((1, 1, 0))
+    # the default is each calculator's own lattice: no states without a calculator
+    assert SurfaceEnergy((1, 1, 0)).lattice_constant is None
+    assert not SurfaceEnergy((1, 1, 0)).combines_states
+    prop = SurfaceEnergy((1, 1, 0), lattice_constant=TUNGSTEN_A0)
+    assert prop.combines_states
     assert prop.name == "gamma_110" and prop.unit == "J/m^2" and prop.scale == pytest.approx(16.0218, abs=1e-4)
-    assert prop.lattice_constant == TUNGSTEN_A0
     slab_state, bulk_state = prop.states()
     assert (slab_state.relax, bulk_state.relax) == ("positions", "none")
     area = np.linalg.norm(np.cross(*slab_state.atoms.cell[:2]))
@@ -144,7 +148,7 @@ def test_translation_and_in_plane_supercell_invariance(pair, miller):
 
 def test_thickness_and_vacuum_convergence(pair):
     thin = quick((1, 0, 0)).evaluate(pair)
-    thick = SurfaceEnergy((1, 0, 0)).evaluate(pair)
+    thick = SurfaceEnergy((1, 0, 0), lattice_constant=TUNGSTEN_A0).evaluate(pair)
     assert thin == pytest.approx(thick, abs=0.01)
     assert quick((1, 0, 0), vacuum=16.0).evaluate(pair) == pytest.approx(thin, abs=1e-8)
 

@@ -42,16 +42,16 @@ def test_suite_override_renames_the_interstitial():
 
 
 @pytest.mark.parametrize(("prop", "change", "name", "unit"), [
-    (DivacancyBindingEnergy(neighbor=1, size=3), {"neighbor": 2}, "divacancy_binding_energy_2nn", "eV"),
-    (InterstitialFormationEnergy(size=3), {"configuration": "<110>"}, "sia_formation_energy_110", "eV"),
-    (VacancyRelaxationVolume(size=3, in_atomic_volumes=True), {"in_atomic_volumes": False},
+    (DivacancyBindingEnergy(neighbor=1, size=3, lattice_constant=A0), {"neighbor": 2}, "divacancy_binding_energy_2nn", "eV"),
+    (InterstitialFormationEnergy(size=3, lattice_constant=A0), {"configuration": "<110>"}, "sia_formation_energy_110", "eV"),
+    (VacancyRelaxationVolume(size=3, in_atomic_volumes=True, lattice_constant=A0), {"in_atomic_volumes": False},
      "vacancy_relaxation_volume", "Å^3"),
-    (VacancyRelaxationVolume(size=3), {"in_atomic_volumes": True}, "vacancy_relaxation_volume", "Ω0"),
+    (VacancyRelaxationVolume(size=3, lattice_constant=A0), {"in_atomic_volumes": True}, "vacancy_relaxation_volume", "Ω0"),
     (PhaseEnergy("fcc", "energy"), {"kind": "volume"}, "dV_fcc", "Å^3/atom"),
     (PhaseEnergy("fcc"), {"phase": "hcp"}, "dE_hcp", "eV/atom"),
     (ElasticConstant("C11"), {"component": "C44"}, "C44", "GPa"),
     (ShearModulus("voigt"), {"average": "hill"}, "G_H", "GPa"),
-    (SurfaceEnergy((1, 0, 0)), {"miller": (1, 1, 1)}, "gamma_111", "J/m^2"),
+    (SurfaceEnergy((1, 0, 0), lattice_constant=A0), {"miller": (1, 1, 1)}, "gamma_111", "J/m^2"),
     (GriffithToughness((1, 0, 0)), {"crack_surface": (1, 1, 0)}, "K_Ic_110", "MPa m^1/2"),
 ])
 def test_replaced_settings_carry_their_name_and_unit(prop, change, name, unit):
@@ -61,7 +61,7 @@ def test_replaced_settings_carry_their_name_and_unit(prop, change, name, unit):
 
 def test_defaults_derived_from_settings_follow_them():
     # layers=None and crack_front=None mean "the default for this orientation", also after replace
-    surface = dataclasses.replace(SurfaceEnergy((1, 0, 0)), miller=(1, 1, 1))
+    surface = dataclasses.replace(SurfaceEnergy((1, 0, 0), lattice_constant=A0), miller=(1, 1, 1))
     assert surface.n_layers == LAYERS[(1, 1, 1)]
     assert len(surface.states()[0].atoms) == LAYERS[(1, 1, 1)]
     crack = dataclasses.replace(GriffithToughness((1, 0, 0)), crack_surface=(1, 1, 0))
@@ -69,10 +69,10 @@ def test_defaults_derived_from_settings_follow_them():
 
 
 def test_label_overrides_the_name_and_survives_replace():
-    prop = SurfaceEnergy((1, 1, 0), label="gamma_110_thin", layers=6)
+    prop = SurfaceEnergy((1, 1, 0), label="gamma_110_thin", layers=6, lattice_constant=A0)
     assert prop.name == "gamma_110_thin"
     assert dataclasses.replace(prop, layers=8).name == "gamma_110_thin"
-    assert SurfaceEnergy((1, 1, 0)).name == "gamma_110"
+    assert SurfaceEnergy((1, 1, 0), lattice_constant=A0).name == "gamma_110"
 
 
 def test_suite_errors_name_what_is_wrong():
@@ -113,7 +113,7 @@ def test_a_saddle_is_never_handed_to_a_minimiser(pair):
 
 
 def test_stationary_states_are_relaxed_copies_with_the_calculator(pair):
-    prop = DivacancyBindingEnergy(size=3, fmax=1e-4)
+    prop = DivacancyBindingEnergy(size=3, fmax=1e-4, lattice_constant=A0)
     states = prop.stationary_states(pair)
     assert [s.name for s in states] == [s.name for s in prop.states()]
     for s in states:

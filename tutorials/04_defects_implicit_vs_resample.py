@@ -44,7 +44,9 @@ from uqcalc.backends import POPS
 from uqcalc.properties import VacancyFormationEnergy
 
 ensemble = POPS(n_members=8, random_state=0).fit(design)
-prop = VacancyFormationEnergy(size=3)   # 54 sites, positions relaxed at fixed cell
+# 54 sites, positions relaxed in a cell fixed at the W teacher's a0: implicit expansion needs
+# cells that do not move with θ (the default, lattice_constant=None, is each member's own a0)
+prop = VacancyFormationEnergy(size=3, lattice_constant=3.1805)
 print(prop.name, prop.unit, prop.n_sites, "sites")
 
 # %%

@@ -185,6 +185,13 @@ def propagate(
             affine = Affine()
             propagator = BoxCorners(affine, step=propagator.step) if isinstance(propagator, BoxCorners) else affine
     if not propagator.supports(prop):
+        if getattr(prop, "lattice_constant", 0.0) is None:
+            raise ValueError(
+                f"{prop.name!r} is evaluated at each calculator's own lattice (lattice_constant=None), so its "
+                f"cells move with θ and {propagator.name!r} cannot expand fixed states: pass a fixed "
+                "lattice_constant (prop.at_own_lattice(model.potential()) fixes θ̄'s own, neglecting the "
+                "members' lattice change) or use method='resample'"
+            )
         raise ValueError(
             f"{prop.name!r} is not a combination of stationary states (combines_states is False): "
             f"{propagator.name!r} needs states; use method='resample'. A property affine in θ (e.g. "

@@ -44,7 +44,7 @@ from .defects import (
     VacancyFormationEnergy,
     VacancyRelaxationVolume,
 )
-from .faults import GSFCurve, StackingFaultEnergy, UnstableStackingFaultEnergy
+from .faults import GSFCurve, IntrinsicStackingFaultEnergy, StackingFaultEnergy, UnstableStackingFaultEnergy
 from .fracture import GriffithToughness
 from .migration import VacancyMigrationEnergy
 from .phases import HcpAxialRatio, PhaseEnergy
@@ -61,6 +61,7 @@ __all__ = [
     "GriffithToughness",
     "HcpAxialRatio",
     "InterstitialFormationEnergy",
+    "IntrinsicStackingFaultEnergy",
     "LatticeConstant",
     "PhaseEnergy",
     "PointSymmetry",
@@ -77,6 +78,7 @@ __all__ = [
     "VacancyRelaxationVolume",
     "relax",
     "run_suite",
+    "suite",
     "tungsten_suite",
 ]
 
@@ -86,8 +88,16 @@ logger = logging.getLogger(__name__)
 _SUITE_MODULES = (bulk, phases, defects, migration, surfaces, faults, fracture)
 
 
-def _all_properties(quick: bool) -> list[Property]:
-    return [prop for module in _SUITE_MODULES for prop in module.suite(quick)]
+# the modules whose cells are fixed at a lattice constant (the others relax their cells)
+_FIXED_CELL_MODULES = (defects, migration, surfaces, faults)
+
+
+def _all_properties(quick: bool, lattice_constant: float | None, material: dict) -> list[Property]:
+    out: list[Property] = []
+    for module in _SUITE_MODULES:
+        fixed = {"lattice_constant": lattice_constant} if module in _FIXED_CELL_MODULES else {}
+        out.extend(module.suite(quick, **fixed, **material))
+    return out
 
 
 def _settable(prop: Property) -> set[str]:
@@ -110,28 +120,51 @@ def _override(prop: Property, overrides: dict) -> Property:
     return prop
 
 
-def tungsten_suite(names: Iterable[str] | None = None, quick: bool = False, **overrides) -> list[Property]:
-    """The tungsten property benchmark with its default settings.
+def suite(
+    symbol: str,
+    structure: str | None = None,
+    names: Iterable[str] | None = None,
+    quick: bool = False,
+    lattice_constant: float | None = None,
+    **overrides,
+) -> list[Property]:
+    """The property suite of an elemental metal with the defaults of :mod:`uqcalc.properties`.
 
     Parameters
     ----------
+    symbol
+        Chemical symbol, e.g. ``"Ta"``, ``"Cu"``, ``"Mg"``.
+    structure
+        Ground-state structure, ``"bcc"``, ``"fcc"`` or ``"hcp"``; None: ASE's reference
+        structure of the element (:func:`~uqcalc.properties.crystal.ground_state`).
     names
-        Property names to keep, in the order given (default: all, in table order:
-        bulk, phases, point defects, migration, surfaces, stacking faults, fracture).
+        Property names to keep, in the order given (default: all, in table order: bulk,
+        phases, point defects, migration, surfaces, stacking faults, fracture).
     quick
-        Small cells and thin slabs, for tests and smoke runs (bulk and phase cells are
-        minimal already and do not change).
+        Small cells and thin slabs, for tests and smoke runs.
+    lattice_constant
+        The fixed cells of defects, surfaces, faults and migration (Å); None: every calculator
+        at its own zero-stress lattice (then those properties have no states without a
+        calculator and propagate by resampling). A study against a reference usually fixes the
+        reference's own lattice constant, as the W suite fixes the teacher's.
     **overrides
         Settings applied to every selected property that has a field of that name, e.g.
-        ``fmax=1e-2`` or ``lattice_constant=3.16``. A key that no selected property accepts
-        raises ``ValueError``.
+        ``fmax=1e-2``. A key that no selected property accepts raises ``InputError``.
 
     Returns
     -------
     list of Property
-        New objects; changing them does not change later suites.
+        New objects. Per structure: bulk (a0, E_coh, B; cubic: C11, C12, C44, G_V, G_H),
+        phases relative to the ground state and hcp c/a, vacancy, its relaxation volume,
+        1st/2nd-neighbour divacancy, interstitials (bcc ⟨111⟩/⟨110⟩/⟨100⟩/octahedral/
+        tetrahedral; fcc ⟨100⟩/octahedral/tetrahedral; hcp basal split/octahedral), vacancy
+        migration, surfaces (bcc six; fcc (100)/(110)/(111); hcp basal/prismatic), stacking
+        faults (bcc γ_us {110}/{112}; fcc γ_isf and γ_us {111}) and Griffith K_Ic (cubic).
     """
-    props = _all_properties(bool(quick))
+    from .crystal import ground_state
+
+    material = {"symbol": symbol, "structure": structure or ground_state(symbol)}
+    props = _all_properties(bool(quick), lattice_constant, material)
     if names is not None:
         by_name = {p.name: p for p in props}
         names = [names] if isinstance(names, str) else list(names)
@@ -149,6 +182,16 @@ def tungsten_suite(names: Iterable[str] | None = None, quick: bool = False, **ov
     if unused:
         raise InputError(f"no selected property accepts {sorted(unused)}")
     return out
+
+
+def tungsten_suite(names: Iterable[str] | None = None, quick: bool = False, **overrides) -> list[Property]:
+    """The tungsten property benchmark: :func:`suite` for bcc W with the cells fixed at the
+    teacher's lattice constant :data:`~.base.TUNGSTEN_A0` (the numbers of the README).
+
+    ``overrides`` as for :func:`suite`, e.g. ``fmax=1e-2`` or ``lattice_constant=3.16``.
+    """
+    lattice = overrides.pop("lattice_constant", TUNGSTEN_A0)
+    return suite("W", "bcc", names, quick, lattice_constant=lattice, **overrides)
 
 
 def run_suite(

@@ -1,23 +1,26 @@
-"""Bulk bcc properties: lattice constant, cohesive energy, bulk modulus, cubic elastic constants.
+"""Bulk properties of an elemental metal: lattice constant, cohesive energy, bulk modulus, elastic constants.
 
-All of them are computed on the conventional 2-atom bcc cube. bcc is a Bravais lattice, so every
-atom is an inversion centre under any homogeneous strain: the forces vanish identically and
-internal relaxation is zero in *any* supercell. Larger cells therefore change nothing (the
-teacher gives the same C_ij to 1e-11 GPa in the 2-atom and the 128-atom cell); ``size`` exists for
-calculators that need it (e.g. a DFT code with a Γ-only k-mesh).
+Every property takes the element (``symbol``) and its ground-state ``structure`` (bcc, fcc or
+hcp; None: from ASE's reference data, :mod:`.crystal`). Cubic structures use the conventional
+cube (bcc 2, fcc 4 atoms), hcp the 2-atom cell. bcc and fcc are Bravais lattices, so every atom
+is an inversion centre under any homogeneous strain: the forces vanish identically and internal
+relaxation is zero in *any* supercell (the teacher gives the same C_ij to 1e-11 GPa in the 2-atom
+and the 128-atom cell); ``size`` exists for calculators that need it (e.g. a DFT code with a
+Γ-only k-mesh). The cubic elastic constants (C11, C12, C44) exist for cubic structures only.
 
 Defaults and what they change for the ``W_2940_2017_2`` teacher
 --------------------------------------------------------------
 * a0: cell relaxed to |σ| < ~1 MPa (``fmax=1e-4`` in the FrechetCellFilter's units) → 3.18046 Å.
+  hcp relaxes a and c together (:func:`relaxed_lattice`).
 * B: Birch–Murnaghan fit over V0 ± 2 % (11 points) → 302.3 GPa, equal to (C11 + 2 C12)/3 =
   302.3 GPa. A ±2 % scan in the *lattice constant* (±6 % in volume) picks up the pressure
-  derivative and gives 302.9 GPa.
+  derivative and gives 302.9 GPa. hcp is scanned at its relaxed c/a (uniform scaling).
 * C_ij: matscipy's stress–strain regression with strains up to ±0.2 % (``delta=1e-3``,
   5 steps) → 517.7 / 194.5 / 144.3 GPa, the small-strain limit. matscipy's own default
   (``delta=1e-2``, strains up to ±2 %) adds non-linear elasticity: 518.9 / 195.9 / 144.3 GPa.
-* Elastic constants and B use the calculator's own relaxed a0 (``lattice_constant=None``); pass a
-  number to evaluate them at a fixed cell (then they are stress–strain coefficients of a
-  pre-stressed crystal if that cell is not at zero pressure).
+* Elastic constants and B use the calculator's own relaxed lattice (``lattice_constant=None``,
+  computed once per calculator); pass a number to evaluate them at a fixed cell (then they are
+  stress–strain coefficients of a pre-stressed crystal if that cell is not at zero pressure).
 """
 
 from __future__ import annotations
@@ -27,11 +30,11 @@ from typing import ClassVar
 
 import numpy as np
 from ase import Atoms, units
-from ase.build import bulk
 from ase.calculators.calculator import Calculator
 from ase.eos import EquationOfState
 
-from .base import TUNGSTEN_A0, Property, State, StateProperty, relax
+from .base import TUNGSTEN_A0, Property, State, StateProperty
+from .crystal import CUBIC, Material, check_structure, reference_lattice, relaxed_lattice, unit_cell
 
 __all__ = [
     "BulkModulus",
@@ -41,6 +44,7 @@ __all__ = [
     "ShearModulus",
     "bcc_cell",
     "cubic_elastic_constants",
+    "relaxed_lattice",
     "relaxed_lattice_constant",
     "shear_moduli",
     "suite",
@@ -52,35 +56,22 @@ SHEAR_AVERAGES = {"voigt": "G_V", "reuss": "G_R", "hill": "G_H"}
 
 def bcc_cell(lattice_constant: float = TUNGSTEN_A0, size: int = 1, symbol: str = "W") -> Atoms:
     """Conventional bcc cube (2 atoms) repeated ``size`` times along each axis."""
-    return bulk(symbol, "bcc", a=lattice_constant, cubic=True).repeat(size)
+    return unit_cell(symbol, "bcc", lattice_constant).repeat(size)
 
 
 def relaxed_lattice_constant(
-    calc: Calculator, guess: float = TUNGSTEN_A0, fmax: float = 1e-4, steps: int = 1000
+    calc: Calculator, guess: float | None = None, fmax: float = 1e-4, steps: int = 1000,
+    symbol: str = "W", structure: str = "bcc",
 ) -> float:
-    """bcc lattice constant (Å) at zero stress with ``calc``.
-
-    Relaxes the cell of the 2-atom cube from ``guess`` (``relax(..., "cell")``) and returns the
-    cube root of the conventional-cell volume, which stays well defined even if round-off
-    breaks the cubic shape slightly.
-
-    Parameters
-    ----------
-    calc
-        Any ASE calculator with stress.
-    guess
-        Starting lattice constant (Å).
-    fmax
-        Tolerance of the cell filter (eV/Å units; ``1e-4`` is |σ| ≲ 1 MPa for bcc W).
-    steps
-        Optimizer step budget.
-    """
-    relaxed = relax(bcc_cell(guess), calc, "cell", fmax=fmax, steps=steps, name="bcc a0")
-    return float((2.0 * relaxed.get_volume() / len(relaxed)) ** (1.0 / 3.0))
+    """Zero-stress lattice constant a (Å) with ``calc``; see :func:`relaxed_lattice`."""
+    return relaxed_lattice(calc, symbol, structure, guess, fmax, steps)[0]
 
 
-def _resolve_a0(calc: Calculator, lattice_constant: float | None, guess: float = TUNGSTEN_A0) -> float:
-    return relaxed_lattice_constant(calc, guess) if lattice_constant is None else float(lattice_constant)
+def _resolve_a0(calc: Calculator, lattice_constant: float | None, material: Material) -> tuple[float, float | None]:
+    """(a, c/a) at which a property is evaluated: the calculator's own, or the given a."""
+    if lattice_constant is None:
+        return relaxed_lattice(calc, material.symbol, material.crystal)
+    return float(lattice_constant), reference_lattice(material.symbol, material.crystal)[1]
 
 
 def cubic_elastic_constants(
@@ -91,6 +82,8 @@ def cubic_elastic_constants(
     n_steps: int = 5,
     relax_positions: bool = True,
     fmax: float = 1e-4,
+    symbol: str = "W",
+    structure: str = "bcc",
 ) -> dict[str, float]:
     """Cubic elastic constants (GPa) by stress–strain regression (``matscipy.elasticity``).
 
@@ -110,6 +103,8 @@ def cubic_elastic_constants(
         kept so that the same routine is right for cells with a basis.
     fmax
         Force tolerance (eV/Å) of those relaxations.
+    symbol, structure
+        Element and cubic structure (bcc or fcc).
 
     Returns
     -------
@@ -119,8 +114,9 @@ def cubic_elastic_constants(
     from ase.optimize import LBFGS
     from matscipy.elasticity import fit_elastic_constants
 
-    a0 = _resolve_a0(calc, lattice_constant)
-    atoms = bcc_cell(a0, size)
+    check_structure(structure, CUBIC, "cubic elastic constants")
+    a0 = relaxed_lattice(calc, symbol, structure)[0] if lattice_constant is None else float(lattice_constant)
+    atoms = unit_cell(symbol, structure, a0).repeat(size)
     atoms.calc = calc
     kwargs = {"fmax": fmax} if relax_positions else {}
     C, _ = fit_elastic_constants(
@@ -146,18 +142,20 @@ def shear_moduli(c11: float, c12: float, c44: float) -> dict[str, float]:
 
 
 @dataclass
-class LatticeConstant(Property):
-    """Equilibrium bcc lattice constant (Å): the 2-atom cube with its cell relaxed to zero stress.
+class LatticeConstant(Material, Property):
+    """Equilibrium lattice constant a (Å): the unit cell relaxed to zero stress (hcp: a and c).
 
     Parameters
     ----------
     guess
-        Starting lattice constant (Å).
+        Starting lattice constant (Å); None: :func:`~.crystal.reference_lattice`.
     fmax, steps
-        Cell-filter tolerance and step budget (see :func:`relaxed_lattice_constant`).
+        Cell-filter tolerance and step budget (see :func:`relaxed_lattice`).
+    symbol, structure
+        Element and ground-state structure (keyword-only; see :mod:`.crystal`).
     """
 
-    guess: float = TUNGSTEN_A0
+    guess: float | None = None
     fmax: float = 1e-4
     steps: int = 1000
 
@@ -167,14 +165,14 @@ class LatticeConstant(Property):
         return "a0"
 
     def evaluate(self, calc: Calculator) -> float:
-        return relaxed_lattice_constant(calc, self.guess, self.fmax, self.steps)
+        return relaxed_lattice(calc, self.symbol, self.crystal, self.guess, self.fmax, self.steps)[0]
 
 
 @dataclass
-class CohesiveEnergy(StateProperty):
-    """Cohesive energy per atom (eV): ``E_atom − E_bcc/N`` at the relaxed bcc minimum.
+class CohesiveEnergy(Material, StateProperty):
+    """Cohesive energy per atom (eV): ``E_atom − E_bulk/N`` at the relaxed ground-state minimum.
 
-    A state property: the bcc cube with its cell relaxed (coefficient −1/N) and, if
+    A state property: the unit cell with its cell relaxed (coefficient −1/N) and, if
     ``isolated_atom``, one atom in a ``box``-sized cube (not relaxed, coefficient +1).
 
     By default the isolated-atom energy is taken as the calculator's energy zero, i.e.
@@ -189,14 +187,16 @@ class CohesiveEnergy(StateProperty):
     Parameters
     ----------
     lattice_constant
-        Starting lattice constant of the bcc state (Å); the cell is relaxed.
+        Starting lattice constant (Å; the cell is relaxed); None: the reference value.
     isolated_atom
         Add the isolated-atom state.
     box
         Edge of the cubic box of the isolated atom (Å).
+    symbol, structure
+        Element and ground-state structure (keyword-only; see :mod:`.crystal`).
     """
 
-    lattice_constant: float = TUNGSTEN_A0
+    lattice_constant: float | None = None
     isolated_atom: bool = False
     box: float = 20.0
 
@@ -206,16 +206,18 @@ class CohesiveEnergy(StateProperty):
         return "E_coh"
 
     def states(self) -> list[State]:
-        cell = bcc_cell(self.lattice_constant)
-        states = [State("bcc", cell, relax="cell", coefficient=-1.0 / len(cell))]
+        a_ref, covera = reference_lattice(self.symbol, self.crystal)
+        a = a_ref if self.lattice_constant is None else self.lattice_constant
+        cell = unit_cell(self.symbol, self.crystal, a, covera)
+        states = [State(self.crystal, cell, relax="cell", coefficient=-1.0 / len(cell))]
         if self.isolated_atom:
-            atom = Atoms("W", positions=[[0.5 * self.box] * 3], cell=[self.box] * 3, pbc=True)
+            atom = Atoms(self.symbol, positions=[[0.5 * self.box] * 3], cell=[self.box] * 3, pbc=True)
             states.append(State("atom", atom, relax="none", coefficient=1.0))
         return states
 
 
 @dataclass
-class BulkModulus(Property):
+class BulkModulus(Material, Property):
     """Bulk modulus (GPa) from an equation-of-state fit (``ase.eos``) to a volume scan.
 
     Parameters
@@ -230,7 +232,9 @@ class BulkModulus(Property):
     eos
         ``ase.eos`` equation of state.
     size
-        Repeats of the 2-atom cube.
+        Repeats of the unit cell.
+    symbol, structure
+        Element and ground-state structure (keyword-only); hcp is scanned at its c/a.
     """
 
     lattice_constant: float | None = None
@@ -245,10 +249,10 @@ class BulkModulus(Property):
         return "B"
 
     def evaluate(self, calc: Calculator) -> float:
-        a0 = _resolve_a0(calc, self.lattice_constant)
+        a0, covera = _resolve_a0(calc, self.lattice_constant, self)
         volumes, energies = [], []
         for x in np.linspace(-self.volume_range, self.volume_range, self.n_points):
-            atoms = bcc_cell(a0 * (1.0 + x) ** (1.0 / 3.0), self.size)
+            atoms = unit_cell(self.symbol, self.crystal, a0 * (1.0 + x) ** (1.0 / 3.0), covera).repeat(self.size)
             atoms.calc = calc
             volumes.append(atoms.get_volume())
             energies.append(atoms.get_potential_energy())
@@ -259,8 +263,8 @@ class BulkModulus(Property):
 
 
 @dataclass(kw_only=True)
-class _CubicElastic(Property):
-    """Shared settings of the properties derived from the cubic C_ij (keyword-only)."""
+class _CubicElastic(Material, Property):
+    """Shared settings of the properties derived from the cubic C_ij (keyword-only; bcc, fcc)."""
 
     lattice_constant: float | None = None
     size: int = 1
@@ -273,7 +277,8 @@ class _CubicElastic(Property):
     def constants(self, calc: Calculator) -> dict[str, float]:
         """All cubic constants with this object's settings (GPa)."""
         return cubic_elastic_constants(
-            calc, self.lattice_constant, self.size, self.delta, self.n_steps, self.relax_positions
+            calc, self.lattice_constant, self.size, self.delta, self.n_steps, self.relax_positions,
+            symbol=self.symbol, structure=self.crystal,
         )
 
 
@@ -321,15 +326,14 @@ class ShearModulus(_CubicElastic):
         return shear_moduli(c["C11"], c["C12"], c["C44"])[SHEAR_AVERAGES[self.average]]
 
 
-def suite(quick: bool = False) -> list[Property]:
-    """The bulk entries of :func:`uqcalc.properties.tungsten_suite` (cells are already minimal)."""
-    return [
-        LatticeConstant(),
-        CohesiveEnergy(),
-        BulkModulus(),
-        ElasticConstant("C11"),
-        ElasticConstant("C12"),
-        ElasticConstant("C44"),
-        ShearModulus("voigt"),
-        ShearModulus("hill"),
-    ]
+def suite(quick: bool = False, **material) -> list[Property]:
+    """The bulk entries of a suite (cells are already minimal); ``material``: symbol, structure.
+
+    Cubic structures get C11, C12, C44 and the Voigt and Hill shear moduli; hcp has five
+    independent elastic constants, which are not implemented (its c/a is in :mod:`.phases`).
+    """
+    out: list[Property] = [LatticeConstant(**material), CohesiveEnergy(**material), BulkModulus(**material)]
+    if Material(**material).crystal in CUBIC:
+        out += [ElasticConstant(c, **material) for c in ("C11", "C12", "C44")]
+        out += [ShearModulus(avg, **material) for avg in ("voigt", "hill")]
+    return out

@@ -1,17 +1,25 @@
-"""Point defects in bcc tungsten: vacancy, divacancy and self-interstitial atoms (SIAs).
+"""Point defects in elemental metals: vacancy, divacancy and self-interstitial atoms (SIAs).
 
 Every property is a :class:`~uqcalc.properties.base.StateProperty`: a linear combination of a
-defect supercell and the perfect supercell with the same number of sites.
+defect supercell and the perfect supercell with the same number of sites. The element and its
+ground-state structure are ``symbol`` and ``structure`` (:mod:`.crystal`); the configurations
+per structure are :data:`SIA_CONFIGURATIONS` (bcc: ⟨111⟩, ⟨110⟩, ⟨100⟩ dumbbells, octahedral,
+tetrahedral; fcc: the ⟨100⟩ dumbbell, octahedral, tetrahedral; hcp: the basal split dumbbell
+along a, octahedral; :data:`SIA_CONFIGURATIONS_BY_STRUCTURE`) and the divacancy's first and
+second neighbour shells.
 
 Protocol (defaults)
 -------------------
-* Supercell: ``size`` × ``size`` × ``size`` conventional bcc cells, default ``size=4``
-  (128 sites, edge 12.7 Å at a0 = 3.1805 Å); ``size=3`` (54 sites) is the small cell for tests.
-* ``pressure=None`` (default) — **constant volume**: the cubic supercell is fixed at
-  ``lattice_constant`` (default :data:`~uqcalc.properties.base.TUNGSTEN_A0`, the teacher's a0),
-  positions relax in the defect cell, and the perfect reference at the same a0 is not relaxed
-  (it is a stationary point by symmetry). Every calculator is then compared at the same
-  geometry, which is the usual protocol of the seed study and of DFT defect tables.
+* Supercell: ``size``³ cubic cells (bcc 2, fcc 4 atoms; hcp: the 4-atom orthohexagonal cell),
+  default ``size=4`` (bcc 128 sites, edge 12.7 Å at a0 = 3.1805 Å; fcc and hcp 256);
+  ``size=3`` (54 / 108 sites) is the small cell for tests.
+* ``pressure=None`` (default) — **constant volume**: the supercell is fixed at
+  ``lattice_constant`` — a number (the W suite uses :data:`~uqcalc.properties.base.TUNGSTEN_A0`,
+  the teacher's a0), or None: each calculator's own zero-stress lattice — positions relax in
+  the defect cell, and the perfect reference at the same lattice is not relaxed (it is a
+  stationary point by symmetry). With a number every calculator is compared at the same
+  geometry, the usual protocol of the seed study and of DFT defect tables, and implicit
+  propagation applies (its states must not move with θ).
 * ``pressure="zero"`` — **constant pressure**: the defect cell relaxes positions and cell
   (``"both"``), the perfect reference its cell only (``"cell"``, it has no internal freedom), so
   each calculator is evaluated at its own zero-stress volume.
@@ -48,14 +56,15 @@ from dataclasses import dataclass
 
 import numpy as np
 from ase import Atoms
-from ase.build import bulk
 
 from .base import TUNGSTEN_A0, State, StateProperty
+from .crystal import FixedCell, Material, neighbour_vector, supercell, unit_cell
 from .symmetry import PointSymmetry
 
 __all__ = [
     "PRESSURES",
     "SIA_CONFIGURATIONS",
+    "SIA_CONFIGURATIONS_BY_STRUCTURE",
     "DivacancyBindingEnergy",
     "InterstitialFormationEnergy",
     "PointSymmetry",
@@ -68,18 +77,32 @@ __all__ = [
 PRESSURES = (None, "zero")
 """Allowed ``pressure`` settings: None (constant volume at ``lattice_constant``) or ``"zero"``."""
 
-SIA_CONFIGURATIONS = ("111", "110", "100", "octahedral", "tetrahedral")
+SIA_CONFIGURATIONS_BY_STRUCTURE = {
+    "bcc": ("111", "110", "100", "octahedral", "tetrahedral"),
+    "fcc": ("100", "octahedral", "tetrahedral"),
+    "hcp": ("basal_split", "octahedral"),
+}
+"""Interstitial configurations per ground-state structure."""
+SIA_CONFIGURATIONS = SIA_CONFIGURATIONS_BY_STRUCTURE["bcc"]
+"""The bcc configurations (the W suite's)."""
 
-# Half-separation (Å) of the starting dumbbells: ~2 Å apart, close to relaxed W dumbbells,
-# so relaxation is short and never passes through a ZBL-dominated overlap.
+# Half-separation of the starting dumbbells: 1.0 Å in W (~2 Å apart, close to relaxed W
+# dumbbells, so relaxation is short and never passes through a ZBL-dominated overlap), scaled
+# with the nearest-neighbour distance for other metals.
 _DUMBBELL_HALF = 1.0
+_W_NEAREST = float(np.linalg.norm(neighbour_vector("bcc", 1, TUNGSTEN_A0)))
+_DUMBBELL_AXES = {"111": [1, 1, 1], "110": [1, 1, 0], "100": [1, 0, 0], "basal_split": [1, 0, 0]}
+# interstitial sites relative to a lattice site, in units of the cubic (or orthohexagonal) cell
+_SITES = {
+    ("bcc", "octahedral"): (0.5, 0.0, 0.0), ("bcc", "tetrahedral"): (0.5, 0.25, 0.0),
+    ("fcc", "octahedral"): (0.5, 0.0, 0.0), ("fcc", "tetrahedral"): (0.25, 0.25, 0.25),
+    ("hcp", "octahedral"): (0.0, 1.0 / 3.0, 0.25),
+}
 
 
 def bcc_supercell(size: int, lattice_constant: float = TUNGSTEN_A0, symbol: str = "W") -> Atoms:
     """Cubic bcc supercell of ``size``³ conventional cells (``2 size³`` atoms), fully periodic."""
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 2:
-        raise ValueError(f"size must be an integer >= 2, got {size!r}")
-    return bulk(symbol, "bcc", a=float(lattice_constant), cubic=True).repeat(int(size))
+    return supercell(symbol, "bcc", lattice_constant, size)
 
 
 def _site_index(atoms: Atoms, position: np.ndarray, tol: float = 1e-6) -> int:
@@ -93,34 +116,39 @@ def _site_index(atoms: Atoms, position: np.ndarray, tol: float = 1e-6) -> int:
     return i
 
 
-def _centre(size: int, a0: float) -> np.ndarray:
-    # a lattice site in the middle of the box, so defect cells look natural when viewed
-    return np.full(3, (size // 2) * a0)
+def _central_site(perfect: Atoms, size: int) -> np.ndarray:
+    """A lattice site in the middle of the box (defect cells look natural when viewed): the
+    point (size//2)/size along the cell diagonal — a site of cubic supercells — else the
+    site nearest it."""
+    target = perfect.cell.cartesian_positions(np.full(3, (size // 2) / size))
+    i = _site_index(perfect, target, tol=np.inf)
+    return target if np.linalg.norm(perfect.positions[i] - target) < 1e-8 else perfect.positions[i].copy()
 
 
 @dataclass
-class _PointDefect(StateProperty):
+class _PointDefect(FixedCell, StateProperty):
     """Shared settings of the point-defect properties (see the module docstring)."""
 
     size: int = 4
-    lattice_constant: float = TUNGSTEN_A0
+    lattice_constant: float | None = None
     pressure: str | None = None
     relaxed: bool = True
 
     def __post_init__(self) -> None:
-        bcc_supercell(self.size, self.lattice_constant)  # validates size
+        supercell(self.symbol, "bcc", 1.0, self.size)  # validates size
         if self.pressure not in PRESSURES:
             raise ValueError(f"pressure must be None (constant volume) or 'zero', got {self.pressure!r}")
-        if not self.lattice_constant > 0:
+        if self.lattice_constant is not None and not self.lattice_constant > 0:
             raise ValueError(f"lattice_constant must be positive, got {self.lattice_constant!r}")
 
     @property
     def n_sites(self) -> int:
-        """Lattice sites of the supercell (``2 size³``)."""
-        return 2 * self.size**3
+        """Lattice sites of the supercell (bcc ``2 size³``, fcc and hcp ``4 size³``)."""
+        return (2 if self.crystal == "bcc" else 4) * self.size**3
 
     def _perfect(self) -> Atoms:
-        return bcc_supercell(self.size, self.lattice_constant)
+        a, covera = self.cell_lattice()
+        return supercell(self.symbol, self.crystal, a, self.size, covera)
 
     def _modes(self) -> tuple[str, str]:
         """(defect cell mode, perfect cell mode) for the pressure and relaxed settings."""
@@ -139,19 +167,22 @@ class VacancyFormationEnergy(_PointDefect):
     Parameters
     ----------
     size : int, default 4
-        Supercell of ``size``³ conventional cells (4: 128 sites).
-    lattice_constant : float, default TUNGSTEN_A0
-        Cubic lattice constant (Å) of the fixed cell (and starting cell at zero pressure).
+        Supercell of ``size``³ cubic (hcp: orthohexagonal) cells (bcc 4: 128 sites).
+    lattice_constant : float or None, default None
+        Lattice constant (Å) of the fixed cell (and starting cell at zero pressure); None:
+        each calculator's own zero-stress lattice (then no states without a calculator).
     pressure : {None, "zero"}, default None
         Constant volume (None) or constant (zero) pressure; see the module docstring.
     relaxed : bool, default True
         Relax atomic positions of the defect cell.
     fmax, steps : float, int
         Relaxation tolerance (eV/Å) and step budget.
+    symbol, structure, covera
+        Element, ground-state structure and hcp c/a (keyword-only; :mod:`.crystal`).
 
     Examples
     --------
-    >>> VacancyFormationEnergy(size=3).states()[1].coefficient
+    >>> VacancyFormationEnergy(size=3, lattice_constant=3.1805).states()[1].coefficient
     -0.9814814814814815
     """
 
@@ -161,7 +192,7 @@ class VacancyFormationEnergy(_PointDefect):
     def states(self) -> list[State]:
         perfect = self._perfect()
         vacancy = perfect.copy()
-        del vacancy[_site_index(perfect, _centre(self.size, self.lattice_constant))]
+        del vacancy[_site_index(perfect, _central_site(perfect, self.size))]
         n = len(perfect)
         return [State("vacancy", vacancy, self._modes()[0], 1.0), self._bulk_state(-(n - 1) / n)]
 
@@ -205,7 +236,7 @@ class VacancyRelaxationVolume(_PointDefect):
     def states(self) -> list[State]:
         perfect = self._perfect()
         vacancy = perfect.copy()
-        del vacancy[_site_index(perfect, _centre(self.size, self.lattice_constant))]
+        del vacancy[_site_index(perfect, _central_site(perfect, self.size))]
         return [
             State("vacancy", vacancy, "both", 1.0, quantity="volume"),
             State("bulk", perfect, "cell", -1.0, quantity="volume"),
@@ -245,10 +276,10 @@ class DivacancyBindingEnergy(_PointDefect):
         return f"divacancy_binding_energy_{self.neighbor}nn"
 
     def states(self) -> list[State]:
-        a0 = self.lattice_constant
+        a0, covera = self.cell_lattice()
         perfect = self._perfect()
-        centre = _centre(self.size, a0)
-        partner = centre + (0.5 * a0 * np.ones(3) if self.neighbor == 1 else np.array([a0, 0.0, 0.0]))
+        centre = _central_site(perfect, self.size)
+        partner = centre + neighbour_vector(self.crystal, self.neighbor, a0, covera)
         vacancy = perfect.copy()
         del vacancy[_site_index(perfect, centre)]
         divacancy = perfect.copy()
@@ -265,13 +296,17 @@ class DivacancyBindingEnergy(_PointDefect):
 class InterstitialFormationEnergy(_PointDefect):
     """Self-interstitial formation energy ``E_f = E(N+1) - (N+1)/N E_bulk(N)`` (eV).
 
-    Configurations (host site at the box centre ``c``, a = lattice constant):
+    Configurations (host site at the box centre ``c``, a = lattice constant; dumbbell
+    half-separation 1.0 Å in W, scaled with the nearest-neighbour distance otherwise):
 
-    * ``"111"`` — <111> dumbbell: site ``c`` replaced by two atoms at ``c ± 1.0 Å·[111]/√3``;
-    * ``"110"`` — <110> dumbbell, along [110];
-    * ``"100"`` — <100> dumbbell, along [100] (unstable in W: a constrained saddle);
-    * ``"octahedral"`` — extra atom at ``c + a(1/2, 0, 0)`` (unstable in W);
-    * ``"tetrahedral"`` — extra atom at ``c + a(1/2, 1/4, 0)`` (unstable in W).
+    * bcc ``"111"`` — <111> dumbbell: site ``c`` replaced by two atoms at ``c ± 1.0 Å·[111]/√3``;
+      ``"110"``, ``"100"`` — along [110], [100] (<100> is unstable in W: a constrained saddle);
+      ``"octahedral"`` — extra atom at ``c + a(1/2, 0, 0)``; ``"tetrahedral"`` — at
+      ``c + a(1/2, 1/4, 0)`` (both unstable in W);
+    * fcc ``"100"`` — the <100> split dumbbell (the stable SIA of fcc metals); ``"octahedral"``
+      at ``c + a(1/2, 0, 0)``; ``"tetrahedral"`` at ``c + a(1/4, 1/4, 1/4)``;
+    * hcp ``"basal_split"`` — a split dumbbell along a in the basal plane; ``"octahedral"`` —
+      the octahedral hole ``c + (0, 1/3, 1/4)`` of the orthohexagonal cell (a, √3a, c).
 
     With ``symmetrize=True`` (default) the defect cell relaxes under :class:`PointSymmetry`
     (see the module docstring): the value is that of the symmetric stationary configuration,
@@ -279,46 +314,58 @@ class InterstitialFormationEnergy(_PointDefect):
 
     Parameters
     ----------
-    configuration : str, default "111"
-        One of :data:`SIA_CONFIGURATIONS`.
+    configuration : str, optional
+        One of the structure's :data:`SIA_CONFIGURATIONS_BY_STRUCTURE` (default: its first).
     symmetrize : bool, default True
         Relax under the site's point-group symmetry.
     size, lattice_constant, pressure, relaxed, fmax, steps
         As for :class:`VacancyFormationEnergy`.
     """
 
-    configuration: str = "111"
+    configuration: str | None = None
     symmetrize: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        # "<111>" and "111" name the same dumbbell; the normalisation is idempotent, so copies
-        # made with dataclasses.replace stay consistent
-        self.configuration = str(self.configuration).lstrip("<").rstrip(">")
-        if self.configuration not in SIA_CONFIGURATIONS:
-            raise ValueError(f"configuration must be one of {SIA_CONFIGURATIONS}, got {self.configuration!r}")
+        if self.configuration is not None:
+            # "<111>" and "111" name the same dumbbell; the normalisation is idempotent, so
+            # copies made with dataclasses.replace stay consistent
+            self.configuration = str(self.configuration).lstrip("<").rstrip(">")
+        if self.structure is not None or self.configuration is not None:
+            self.config  # validates the pair
+
+    @property
+    def config(self) -> str:
+        """The configuration in use: ``configuration``, else the first of the structure's."""
+        allowed = SIA_CONFIGURATIONS_BY_STRUCTURE[self.crystal]
+        config = allowed[0] if self.configuration is None else self.configuration
+        if config not in allowed:
+            raise ValueError(f"{self.crystal} configuration must be one of {allowed}, got {config!r}")
+        return config
 
     def _default_name(self) -> str:
-        return f"sia_formation_energy_{self.configuration}"
+        return f"sia_formation_energy_{self.config}"
 
     def defect_structure(self) -> Atoms:
         """The unrelaxed SIA supercell (with its :class:`PointSymmetry` if ``symmetrize``).
 
         ``atoms.info["defect_centre"]`` is the centre (Å) of the site's point group.
         """
-        a0 = self.lattice_constant
+        a0, covera = self.cell_lattice()
         atoms = self._perfect()
-        c = _centre(self.size, a0)
-        if self.configuration in ("111", "110", "100"):
-            axis = {"111": [1, 1, 1], "110": [1, 1, 0], "100": [1, 0, 0]}[self.configuration]
-            u = _DUMBBELL_HALF * np.asarray(axis, float) / np.linalg.norm(axis)
+        c = _central_site(atoms, self.size)
+        config = self.config
+        if config in _DUMBBELL_AXES:
+            axis = np.asarray(_DUMBBELL_AXES[config], float)
+            half = _DUMBBELL_HALF * (np.linalg.norm(neighbour_vector(self.crystal, 1, a0, covera)) / _W_NEAREST)
+            u = half * axis / np.linalg.norm(axis)
             atoms.positions[_site_index(atoms, c)] = c + u
-            atoms += Atoms("W", positions=[c - u])
+            atoms += Atoms(self.symbol, positions=[c - u])
             centre = c
         else:
-            offset = [0.5, 0.0, 0.0] if self.configuration == "octahedral" else [0.5, 0.25, 0.0]
-            centre = c + a0 * np.asarray(offset)
-            atoms += Atoms("W", positions=[centre])
+            unit = unit_cell(self.symbol, self.crystal, a0, covera, orthorhombic=True).cell[:]
+            centre = c + np.asarray(_SITES[(self.crystal, config)]) @ unit
+            atoms += Atoms(self.symbol, positions=[centre])
         atoms.info["defect_centre"] = centre.tolist()
         if self.symmetrize:
             atoms.set_constraint(PointSymmetry.from_structure(atoms, centre))
@@ -327,18 +374,24 @@ class InterstitialFormationEnergy(_PointDefect):
     def states(self) -> list[State]:
         n = self.n_sites
         return [
-            State(f"sia_{self.configuration}", self.defect_structure(), self._modes()[0], 1.0),
+            State(f"sia_{self.config}", self.defect_structure(), self._modes()[0], 1.0),
             self._bulk_state(-(n + 1) / n),
         ]
 
 
-def suite(quick: bool = False) -> list[StateProperty]:
-    """The point-defect entries of the W benchmark (54-site cells when ``quick``)."""
-    size = {"size": 3} if quick else {}
+def suite(quick: bool = False, lattice_constant: float | None = None, **material) -> list[StateProperty]:
+    """The point-defect entries of a suite (54/108-site cells when ``quick``).
+
+    ``lattice_constant``: the fixed cells (None: each calculator's own); ``material``: symbol,
+    structure. Every structure gets the vacancy, its relaxation volume, the first- and
+    second-neighbour divacancy and its interstitials (:data:`SIA_CONFIGURATIONS`).
+    """
+    kw = {"lattice_constant": lattice_constant, **({"size": 3} if quick else {}), **material}
+    crystal = Material(**material).crystal
     return [
-        VacancyFormationEnergy(**size),
-        VacancyRelaxationVolume(**size),
-        DivacancyBindingEnergy(neighbor=1, **size),
-        DivacancyBindingEnergy(neighbor=2, **size),
-        *(InterstitialFormationEnergy(configuration=c, **size) for c in SIA_CONFIGURATIONS),
+        VacancyFormationEnergy(**kw),
+        VacancyRelaxationVolume(**kw),
+        DivacancyBindingEnergy(neighbor=1, **kw),
+        DivacancyBindingEnergy(neighbor=2, **kw),
+        *(InterstitialFormationEnergy(configuration=c, **kw) for c in SIA_CONFIGURATIONS_BY_STRUCTURE[crystal]),
     ]

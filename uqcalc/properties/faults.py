@@ -1,4 +1,4 @@
-"""Generalized stacking faults (γ-surfaces along <111>) on {110} and {112} planes of bcc W.
+"""Generalized stacking faults: bcc {110} and {112} along <111>, fcc {111} along <112>.
 
 Geometry
 --------
@@ -26,6 +26,11 @@ energy γ_us is γ(1/2). For {112} the curve is asymmetric: shifts s < 1/2 along
 (11-2) plane and s > 1/2 (equivalently −(1 − s)·b) are the two opposite (twinning /
 antitwinning) senses, and the maximum lies off 1/2 (at s ≈ 0.45 for the teacher).
 
+fcc {111}: the slip direction x is [11-2] with period b = a√6/2 (the in-plane primitive cell
+a1 = a/2[1-10], a2 = a/2[01-1], stacking a3 = a/2[101]); the intrinsic stacking fault is
+γ(1/3) (a shift by the Shockley partial a/6[11-2]) and the unstable one the maximum of γ(s)
+between 0 and 1/3 (at s ≈ 1/6 by geometry).
+
 Defaults: ``layers`` = 24 for {110} (54 Å) and 36 for {112} (47 Å), vacuum 12 Å (> twice any
 cutoff here), fixed lattice constant :data:`~uqcalc.properties.base.TUNGSTEN_A0`, relaxation to
 ``fmax = 1e-3`` eV/Å. The fault's normal relaxation is confined to a few planes: for the
@@ -45,11 +50,14 @@ from ase.calculators.calculator import Calculator
 from ase.constraints import FixedLine
 
 from .base import TUNGSTEN_A0, Property, State, StateProperty, relax
+from .crystal import FixedCell, Material
 
 __all__ = [
     "EV_PER_A2_IN_J_PER_M2",
     "GSF_PLANES",
+    "FAULT_PLANES",
     "GSFCurve",
+    "IntrinsicStackingFaultEnergy",
     "StackingFaultEnergy",
     "UnstableStackingFaultEnergy",
     "fault_slab",
@@ -65,14 +73,29 @@ GSF_PLANES = {
     "110": (np.array([0.5, 0.5, 0.5]), np.array([0.5, 0.5, -0.5]), np.array([-0.5, 0.5, 0.5])),
     "112": (np.array([0.5, 0.5, 0.5]), np.array([1.0, -1.0, 0.0]), np.array([0.5, -0.5, -0.5])),
 }
+# per structure: (a1, a2, a3) as above and the slip vector (the period b along the slip
+# direction); for bcc the slip vector is a1
+FAULT_PLANES = {
+    "bcc": {plane: (*cell, cell[0]) for plane, cell in GSF_PLANES.items()},
+    "fcc": {"111": (np.array([0.5, -0.5, 0.0]), np.array([0.0, 0.5, -0.5]), np.array([0.5, 0.0, 0.5]),
+                    np.array([0.5, 0.5, -1.0]))},
+}
 
-_DEFAULT_LAYERS = {"110": 24, "112": 36}
+_DEFAULT_LAYERS = {("bcc", "110"): 24, ("bcc", "112"): 36, ("fcc", "111"): 24}
+# where the maximum of γ(s) is searched (units of b): a grid, then golden section
+_USF_SEARCH = {("bcc", "112"): np.arange(0.3, 0.8001, 0.05), ("fcc", "111"): np.arange(0.05, 0.3001, 0.025)}
+# shift of the unstable fault's states when not located with a calculator: 1/2 for {110} by
+# symmetry, the teacher's maximum for bcc {112}, the partial's mid-point for fcc {111}
+_USF_STATE_SHIFT = {("bcc", "110"): 0.5, ("bcc", "112"): 0.452, ("fcc", "111"): 1.0 / 6.0}
 
 
-def _check_plane(plane: str) -> str:
+def _check_plane(plane: str, structure: str = "bcc") -> str:
     plane = str(plane).strip("{}() ")
-    if plane not in GSF_PLANES:
-        raise ValueError(f"plane must be one of {tuple(GSF_PLANES)}, got {plane!r}")
+    planes = FAULT_PLANES.get(structure)
+    if planes is None:
+        raise ValueError(f"stacking faults are defined for {tuple(FAULT_PLANES)}, not {structure!r}")
+    if plane not in planes:
+        raise ValueError(f"{structure} plane must be one of {tuple(planes)}, got {plane!r}")
     return plane
 
 
@@ -84,29 +107,32 @@ def fault_slab(
     vacuum: float = 12.0,
     lattice_constant: float = TUNGSTEN_A0,
     symbol: str = "W",
+    structure: str = "bcc",
 ) -> Atoms:
-    """Slab with its upper half displaced by ``shift``·b along [111] (geometry in the module docstring).
+    """Slab with its upper half displaced by ``shift``·b along the slip direction (module docstring).
 
     Every atom carries a :class:`~ase.constraints.FixedLine` along z (the plane normal).
     ``atoms.info`` records ``plane``, ``shift``, ``area`` (Å²) and ``fault_z`` (Å).
 
     Parameters
     ----------
-    plane : {"110", "112"}
+    plane : {"110", "112"} (bcc) or "111" (fcc)
         Fault plane family.
     shift : float
-        Displacement of the upper half in units of b = a√3/2.
+        Displacement of the upper half in units of b (bcc a√3/2 along [111], fcc a√6/2 along [11-2]).
     layers : int, optional
-        Atomic planes (even, default 24 for {110}, 36 for {112}).
+        Atomic planes (even, default 24 for bcc {110}, 36 for {112}, 24 for fcc {111}).
     repeat : (int, int)
         In-plane repetitions of the primitive cell along a1 and a2.
     vacuum : float
         Gap (Å) between the slab and its periodic image along z.
     lattice_constant : float
         Cubic lattice constant (Å).
+    symbol, structure : str
+        Element and structure (bcc or fcc).
     """
-    plane = _check_plane(plane)
-    layers = _DEFAULT_LAYERS[plane] if layers is None else int(layers)
+    plane = _check_plane(plane, structure)
+    layers = _DEFAULT_LAYERS[(structure, plane)] if layers is None else int(layers)
     if layers < 4 or layers % 2:
         raise ValueError(f"layers must be an even number >= 4, got {layers}")
     n1, n2 = (int(r) for r in repeat)
@@ -114,8 +140,8 @@ def fault_slab(
         raise ValueError(f"repeat must be positive integers, got {repeat}")
     if not vacuum > 0:
         raise ValueError(f"vacuum must be positive, got {vacuum}")
-    a1, a2, a3 = (lattice_constant * v for v in GSF_PLANES[plane])
-    x = a1 / np.linalg.norm(a1)
+    a1, a2, a3, slip = (lattice_constant * v for v in FAULT_PLANES[structure][plane])
+    x = slip / np.linalg.norm(slip)
     z = np.cross(a1, a2)
     z /= np.linalg.norm(z)
     rot = np.array([x, np.cross(z, x), z])  # rows: lab axes in cubic coordinates
@@ -124,13 +150,13 @@ def fault_slab(
     grid = np.array([(i, j, k) for k in range(layers) for i in range(n1) for j in range(n2)], dtype=float)
     positions = (grid[:, :1] * a1 + grid[:, 1:2] * a2 + grid[:, 2:] * a3) @ rot.T
     upper = grid[:, 2] >= layers // 2
-    b = np.linalg.norm(a1)
-    positions[upper, 0] += float(shift) * b
+    b = np.linalg.norm(slip)
+    positions[upper, 0] += float(shift) * b  # x is the slip direction
     thickness = (layers - 1) * spacing
     cell = np.array([n1 * (rot @ a1), n2 * (rot @ a2), [0.0, 0.0, thickness + vacuum]])
     cell[np.abs(cell) < 1e-12] = 0.0
     positions[:, 2] += 0.5 * vacuum
-    atoms = Atoms(symbol * len(positions), positions=positions, cell=cell, pbc=True)
+    atoms = Atoms([symbol] * len(positions), positions=positions, cell=cell, pbc=True)
     atoms.wrap()
     atoms.set_constraint(FixedLine(range(len(atoms)), [0.0, 0.0, 1.0]))
     atoms.info.update(
@@ -143,18 +169,30 @@ def fault_slab(
 
 
 @dataclass
-class _FaultSettings:
-    """Slab and relaxation settings shared by the fault properties (see the module docstring)."""
+class _FaultSettings(FixedCell):
+    """Slab and relaxation settings shared by the fault properties (see the module docstring).
 
-    plane: str = "110"
+    ``plane`` None: the structure's first fault plane (bcc {110}, fcc {111}).
+    """
+
+    plane: str | None = None
     layers: int | None = None
     repeat: tuple[int, int] = (1, 1)
     vacuum: float = 12.0
-    lattice_constant: float = TUNGSTEN_A0
+    lattice_constant: float | None = None
     relaxed: bool = True
 
+    @property
+    def fault_plane(self) -> str:
+        """The plane in use (``plane``, else the structure's first)."""
+        crystal = self.crystal
+        if crystal not in FAULT_PLANES:
+            raise ValueError(f"stacking faults are defined for {tuple(FAULT_PLANES)}, not {crystal!r}")
+        return _check_plane(self.plane, crystal) if self.plane is not None else next(iter(FAULT_PLANES[crystal]))
+
     def _slab(self, shift: float) -> Atoms:
-        return fault_slab(self.plane, shift, self.layers, self.repeat, self.vacuum, self.lattice_constant)
+        a, _ = self.cell_lattice()
+        return fault_slab(self.fault_plane, shift, self.layers, self.repeat, self.vacuum, a, self.symbol, self.crystal)
 
 
 @dataclass
@@ -167,7 +205,7 @@ class StackingFaultEnergy(_FaultSettings, StateProperty):
 
     Parameters
     ----------
-    plane : {"110", "112"}, default "110"
+    plane : {"110", "112"} (bcc) or "111" (fcc); default the structure's first
     shift : float, default 0.5
         Shift in units of b = a√3/2 (0 and 1 give the perfect crystal).
     layers, repeat, vacuum, lattice_constant
@@ -184,11 +222,14 @@ class StackingFaultEnergy(_FaultSettings, StateProperty):
     unit: ClassVar[str] = "J/m^2"
 
     def __post_init__(self) -> None:
-        self.plane = _check_plane(self.plane)
-        self._slab(0.0)  # validates the geometry
+        if self.plane is not None:
+            self.plane = str(self.plane).strip("{}() ")  # idempotent normalisation
+        self.fault_plane  # validates plane and structure
+        if self.lattice_constant is not None:
+            self._slab(0.0)  # validates the geometry
 
     def _default_name(self) -> str:
-        return f"stacking_fault_energy_{self.plane}_{self.shift:g}"
+        return f"stacking_fault_energy_{self.fault_plane}_{self.shift:g}"
 
     def states(self) -> list[State]:
         fault, perfect = self._slab(self.shift), self._slab(0.0)
@@ -199,13 +240,14 @@ class StackingFaultEnergy(_FaultSettings, StateProperty):
 
 @dataclass
 class UnstableStackingFaultEnergy(StackingFaultEnergy):
-    """Unstable stacking fault energy γ_us = max_s γ(s) along <111> (J/m²).
+    """Unstable stacking fault energy γ_us = max_s γ(s) along the slip direction (J/m²).
 
-    {110}: γ_us = γ(1/2) exactly (two-fold symmetry), a plain two-state property.
-    {112}: with ``shift=None`` (default) :meth:`evaluate` locates the maximum with ``calc`` (a
-    0.05·b scan over 0.3–0.8·b, then a golden-section search to ``shift_tol``) and reports
-    γ there. :meth:`states` cannot depend on a calculator, so for {112} it uses
-    ``shift`` if given, else :data:`TEACHER_SHIFT_112`, the teacher's maximum; since
+    bcc {110}: γ_us = γ(1/2) exactly (two-fold symmetry), a plain two-state property.
+    bcc {112} and fcc {111}: with ``shift=None`` (default) :meth:`evaluate` locates the maximum
+    with ``calc`` (a scan over 0.3–0.8·b in steps of 0.05 for bcc {112}, over 0.05–0.3·b in
+    steps of 0.025 for fcc {111}, then a golden-section search to ``shift_tol``) and reports
+    γ there. :meth:`states` cannot depend on a calculator, so it uses ``shift`` if given, else
+    :data:`TEACHER_SHIFT_112` (the W teacher's maximum) for bcc {112} and 1/6 for fcc {111}; since
     dγ/ds = 0 at the maximum, states at a fixed nearby shift give the same value to first
     order in the shift error and the same first-order derivative with respect to the
     parameters (envelope theorem), which is what implicit and linear propagation use.
@@ -214,21 +256,21 @@ class UnstableStackingFaultEnergy(StackingFaultEnergy):
     shift: float | None = None
     shift_tol: float = 0.002
 
-    TEACHER_SHIFT_112 = 0.452  # located with the teacher (golden section to 0.002 b)
+    TEACHER_SHIFT_112 = _USF_STATE_SHIFT[("bcc", "112")]  # located with the teacher (golden section to 0.002 b)
 
     def _default_name(self) -> str:
-        return f"unstable_stacking_fault_energy_{self.plane}"
+        return f"unstable_stacking_fault_energy_{self.fault_plane}"
 
     @property
     def state_shift(self) -> float:
         """Shift (units of b) used by :meth:`states`."""
         if self.shift is not None:
             return float(self.shift)
-        return 0.5 if self.plane == "110" else self.TEACHER_SHIFT_112
+        return _USF_STATE_SHIFT[(self.crystal, self.fault_plane)]
 
     def states(self) -> list[State]:
         return StackingFaultEnergy(
-            plane=self.plane, shift=self.state_shift, layers=self.layers, repeat=self.repeat,
+            plane=self.fault_plane, shift=self.state_shift, layers=self.layers, repeat=self.repeat,
             vacuum=self.vacuum, lattice_constant=self.lattice_constant, relaxed=self.relaxed,
         ).states()
 
@@ -247,7 +289,7 @@ class UnstableStackingFaultEnergy(StackingFaultEnergy):
         def gamma(s: float) -> float:
             return self._gamma(calc, s, e0, area)
 
-        grid = np.arange(0.3, 0.8001, 0.05)
+        grid = _USF_SEARCH[(self.crystal, self.fault_plane)]
         values = [gamma(s) for s in grid]
         i = int(np.clip(np.argmax(values), 1, len(grid) - 2))
         lo, hi = grid[i - 1], grid[i + 1]
@@ -266,8 +308,15 @@ class UnstableStackingFaultEnergy(StackingFaultEnergy):
                 gd = gamma(d)
         return (float(c), gc) if gc > gd else (float(d), gd)
 
+    @property
+    def located(self) -> bool:
+        """Whether :meth:`evaluate` searches the maximum (no ``shift`` and no symmetry fixing it)."""
+        return self.shift is None and (self.crystal, self.fault_plane) in _USF_SEARCH
+
     def evaluate(self, calc: Calculator) -> float:
-        if self.shift is not None or self.plane == "110":
+        if self.lattice_constant is None:
+            return self.at_own_lattice(calc).evaluate(calc)
+        if not self.located:
             return super().evaluate(calc)
         return self.locate(calc)[1]
 
@@ -283,7 +332,7 @@ class GSFCurve(_FaultSettings, Property):
 
     Parameters
     ----------
-    plane : {"110", "112"}, default "110"
+    plane : {"110", "112"} (bcc) or "111" (fcc); default the structure's first
     shifts : sequence of float, default 0, 0.05, ..., 1
         Shifts in units of b.
     layers, repeat, vacuum, lattice_constant, relaxed
@@ -299,23 +348,27 @@ class GSFCurve(_FaultSettings, Property):
     unit: ClassVar[str] = "J/m^2"
 
     def __post_init__(self) -> None:
-        self.plane = _check_plane(self.plane)
+        if self.plane is not None:
+            self.plane = str(self.plane).strip("{}() ")
+        self.fault_plane  # validates plane and structure
         self.shifts = tuple(float(s) for s in np.atleast_1d(self.shifts))
 
     def _default_name(self) -> str:
-        return f"gsf_{self.plane}"
+        return f"gsf_{self.fault_plane}"
 
     def points(self) -> list[StackingFaultEnergy]:
         """One scalar property per shift."""
         return [
             StackingFaultEnergy(
-                plane=self.plane, shift=s, layers=self.layers, repeat=self.repeat, vacuum=self.vacuum,
+                plane=self.fault_plane, shift=s, layers=self.layers, repeat=self.repeat, vacuum=self.vacuum,
                 lattice_constant=self.lattice_constant, relaxed=self.relaxed, fmax=self.fmax, steps=self.steps,
             )
             for s in self.shifts
         ]
 
     def evaluate(self, calc: Calculator) -> np.ndarray:
+        if self.lattice_constant is None:
+            return self.at_own_lattice(calc).evaluate(calc)
         mode = "positions" if self.relaxed else "none"
         perfect = relax(self._slab(0.0), calc, mode, self.fmax, self.steps, name=f"{self.name}/perfect")
         e0, area = perfect.get_potential_energy(), perfect.info["area"]
@@ -329,9 +382,26 @@ class GSFCurve(_FaultSettings, Property):
         return np.array(values)
 
 
-def suite(quick: bool = False) -> list[StateProperty]:
-    """The stacking-fault entries of the W benchmark: γ_us on {110} and {112} (thin slabs when ``quick``)."""
-    return [
-        UnstableStackingFaultEnergy(plane=plane, **({"layers": layers} if quick else {}))
-        for plane, layers in (("110", 12), ("112", 18))
-    ]
+@dataclass
+class IntrinsicStackingFaultEnergy(StackingFaultEnergy):
+    """Intrinsic stacking fault energy of fcc {111} (J/m²): γ at the Shockley partial, s = 1/3."""
+
+    plane: str | None = "111"
+    shift: float = 1.0 / 3.0
+
+    def _default_name(self) -> str:
+        return f"intrinsic_stacking_fault_energy_{self.fault_plane}"
+
+
+def suite(quick: bool = False, lattice_constant: float | None = None, **material) -> list[StateProperty]:
+    """The stacking-fault entries of a suite (thin slabs when ``quick``): bcc γ_us on {110} and
+    {112}; fcc γ_isf and γ_us on {111}; none for hcp."""
+    crystal = Material(**material).crystal
+    kw = {"lattice_constant": lattice_constant, **material}
+    if crystal == "bcc":
+        return [UnstableStackingFaultEnergy(plane=plane, **({"layers": layers} if quick else {}), **kw)
+                for plane, layers in (("110", 12), ("112", 18))]
+    if crystal == "fcc":
+        thin = {"layers": 12} if quick else {}
+        return [IntrinsicStackingFaultEnergy(**thin, **kw), UnstableStackingFaultEnergy(plane="111", **thin, **kw)]
+    return []

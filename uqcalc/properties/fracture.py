@@ -1,4 +1,4 @@
-"""Griffith fracture toughness of W cleavage systems from C_ij and the surface energy.
+"""Griffith fracture toughness of cubic-metal cleavage systems from C_ij and the surface energy.
 
 ``K_Ic = k1g(γ)`` of :class:`matscipy.fracture_mechanics.crack.CubicCrystalCrack`: the mode-I
 stress intensity at which the elastic energy release rate of a straight crack in the anisotropic
@@ -21,13 +21,16 @@ from ase import units
 from ase.calculators.calculator import Calculator
 
 from .base import Property
-from .bulk import cubic_elastic_constants, relaxed_lattice_constant
-from .surfaces import EV_PER_A2, QUICK_LAYERS, SurfaceEnergy, _miller
+from .bulk import cubic_elastic_constants
+from .crystal import CUBIC, Material, check_structure, relaxed_lattice
+from .surfaces import EV_PER_A2, QUICK_LAYERS_BY_STRUCTURE, SurfaceEnergy, _miller
 
-__all__ = ["CLEAVAGE_SYSTEMS", "GriffithToughness", "griffith_k1c", "suite"]
+__all__ = ["CLEAVAGE_BY_STRUCTURE", "CLEAVAGE_SYSTEMS", "GriffithToughness", "griffith_k1c", "suite"]
 
 #: crack plane -> crack front of the default cleavage systems: (100)[010] and (110)[001]
 CLEAVAGE_SYSTEMS = {(1, 0, 0): (0, 1, 0), (1, 1, 0): (0, 0, 1)}
+#: the default cleavage systems per cubic structure: bcc (100)[010], (110)[001]; fcc (100)[010], (111)[1-10]
+CLEAVAGE_BY_STRUCTURE = {"bcc": CLEAVAGE_SYSTEMS, "fcc": {(1, 0, 0): (0, 1, 0), (1, 1, 1): (1, -1, 0)}}
 
 # (eV/Å^3)·Å^1/2 -> MPa·m^1/2
 _K_UNIT = 1e3 / units.GPa * 1e-5
@@ -71,7 +74,7 @@ def griffith_k1c(
 
 
 @dataclass
-class GriffithToughness(Property):
+class GriffithToughness(Material, Property):
     """Griffith critical stress intensity K_Ic (MPa·m^1/2) of a cleavage system.
 
     Evaluates C11, C12, C44 and the relaxed surface energy of the crack plane with the same
@@ -112,18 +115,22 @@ class GriffithToughness(Property):
         """The crack front: ``crack_front``, else the default of :data:`CLEAVAGE_SYSTEMS`."""
         if self.crack_front is not None:
             return tuple(int(i) for i in self.crack_front)
-        if self.crack_surface not in CLEAVAGE_SYSTEMS:
-            raise ValueError(f"no default crack front for {self.crack_surface}; pass crack_front=")
-        return CLEAVAGE_SYSTEMS[self.crack_surface]
+        systems = CLEAVAGE_BY_STRUCTURE.get(self.crystal, {})
+        if self.crack_surface not in systems:
+            raise ValueError(f"no default crack front for {self.crystal} {self.crack_surface}; pass crack_front=")
+        return systems[self.crack_surface]
 
     def _default_name(self) -> str:
         return "K_Ic_" + "".join(str(i) for i in self.crack_surface)
 
     def ingredients(self, calc: Calculator) -> dict[str, float]:
         """C11, C12, C44 (GPa), ``gamma`` (J/m²) and ``a0`` (Å) used for K_Ic."""
-        a0 = relaxed_lattice_constant(calc) if self.lattice_constant is None else float(self.lattice_constant)
-        out = cubic_elastic_constants(calc, a0, **self.elastic)
-        out["gamma"] = SurfaceEnergy(self.crack_surface, layers=self.layers, lattice_constant=a0).evaluate(calc)
+        check_structure(self.crystal, CUBIC, self.name)
+        a0 = (relaxed_lattice(calc, self.symbol, self.crystal)[0] if self.lattice_constant is None
+              else float(self.lattice_constant))
+        out = cubic_elastic_constants(calc, a0, **self.elastic, symbol=self.symbol, structure=self.crystal)
+        out["gamma"] = SurfaceEnergy(self.crack_surface, layers=self.layers, lattice_constant=a0, symbol=self.symbol,
+                                     structure=self.crystal).evaluate(calc)
         out["a0"] = a0
         return out
 
@@ -134,6 +141,11 @@ class GriffithToughness(Property):
         )
 
 
-def suite(quick: bool = False) -> list[Property]:
-    """Fracture entries of :func:`uqcalc.properties.tungsten_suite`: (100)[010] and (110)[001]."""
-    return [GriffithToughness(surface, layers=QUICK_LAYERS[surface] if quick else None) for surface in CLEAVAGE_SYSTEMS]
+def suite(quick: bool = False, **material) -> list[Property]:
+    """Fracture entries of a suite: the structure's :data:`CLEAVAGE_BY_STRUCTURE` (none for hcp)."""
+    crystal = Material(**material).crystal
+    if crystal not in CLEAVAGE_BY_STRUCTURE:
+        return []
+    quick_layers = QUICK_LAYERS_BY_STRUCTURE[crystal]
+    return [GriffithToughness(surface, layers=quick_layers[surface] if quick else None, **material)
+            for surface in CLEAVAGE_BY_STRUCTURE[crystal]]

@@ -39,22 +39,26 @@ from ase.calculators.calculator import Calculator
 from ase.mep import NEB
 from ase.optimize import FIRE
 
-from .base import TUNGSTEN_A0, RelaxationError, State, StateProperty, relax
-from .defects import _centre, _site_index, bcc_supercell
+from .base import RelaxationError, State, StateProperty, relax
+from .crystal import FixedCell, neighbour_vector, supercell
+from .defects import _central_site, _site_index
 
 __all__ = ["VacancyMigrationEnergy", "suite"]
 
 
 @dataclass
-class VacancyMigrationEnergy(StateProperty):
-    """Vacancy migration energy E_m (eV) of the 1NN <111> jump, by climbing-image NEB.
+class VacancyMigrationEnergy(FixedCell, StateProperty):
+    """Vacancy migration energy E_m (eV) of the nearest-neighbour jump, by climbing-image NEB.
+
+    The jump is to the first neighbour shell (bcc a/2<111>, fcc a/2<110>, hcp a in the basal
+    plane).
 
     Parameters
     ----------
     size : int, default 4
-        Supercell of ``size``³ conventional cells (4: 128 sites; 3: 54 sites).
-    lattice_constant : float, default TUNGSTEN_A0
-        Fixed cubic lattice constant (Å).
+        Supercell of ``size``³ cubic (hcp: orthohexagonal) cells (bcc 4: 128 sites; 3: 54).
+    lattice_constant : float or None, default None
+        Fixed lattice constant (Å); None: each calculator's own (see :class:`~.crystal.FixedCell`).
     n_images : int, default 5
         Intermediate images (odd keeps an image on the symmetric mid-point).
     spring : float, default 0.1
@@ -68,20 +72,20 @@ class VacancyMigrationEnergy(StateProperty):
 
     Examples
     --------
-    >>> prop = VacancyMigrationEnergy(size=3)
+    >>> prop = VacancyMigrationEnergy(size=3, lattice_constant=3.1805)
     >>> prop.endpoints()[0].get_global_number_of_atoms()
     53
     """
 
     size: int = 4
-    lattice_constant: float = TUNGSTEN_A0
+    lattice_constant: float | None = None
     n_images: int = 5
     spring: float = 0.1
     neb_fmax: float = 0.01
     neb_steps: int = 2000
 
     def __post_init__(self) -> None:
-        bcc_supercell(self.size, self.lattice_constant)  # validates size
+        supercell(self.symbol, "bcc", 1.0, self.size)  # validates size
         if int(self.n_images) < 1:
             raise ValueError(f"n_images must be >= 1, got {self.n_images}")
 
@@ -89,12 +93,12 @@ class VacancyMigrationEnergy(StateProperty):
         return "vacancy_migration_energy"
 
     def endpoints(self) -> tuple[Atoms, Atoms]:
-        """Unrelaxed (initial, final) structures: vacancy at the centre site, then at its [111] neighbour."""
-        a0 = self.lattice_constant
-        perfect = bcc_supercell(self.size, a0)
-        centre = _centre(self.size, a0)
+        """Unrelaxed (initial, final) structures: vacancy at the centre site, then at its first neighbour."""
+        a0, covera = self.cell_lattice()
+        perfect = supercell(self.symbol, self.crystal, a0, self.size, covera)
+        centre = _central_site(perfect, self.size)
         vacant = _site_index(perfect, centre)
-        hopper = _site_index(perfect, centre + 0.5 * a0 * np.ones(3))
+        hopper = _site_index(perfect, centre + neighbour_vector(self.crystal, 1, a0, covera))
         initial = perfect.copy()
         del initial[vacant]
         hopper -= int(vacant < hopper)
@@ -143,6 +147,6 @@ class VacancyMigrationEnergy(StateProperty):
         ]
 
 
-def suite(quick: bool = False) -> list[StateProperty]:
-    """The migration entry of the W benchmark (54-site cell when ``quick``)."""
-    return [VacancyMigrationEnergy(**({"size": 3} if quick else {}))]
+def suite(quick: bool = False, lattice_constant: float | None = None, **material) -> list[StateProperty]:
+    """The migration entry of a suite (54/108-site cells when ``quick``)."""
+    return [VacancyMigrationEnergy(lattice_constant=lattice_constant, **({"size": 3} if quick else {}), **material)]

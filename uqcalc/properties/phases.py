@@ -1,6 +1,7 @@
-"""Competing crystal phases of W: energy and volume per atom relative to bcc, hcp c/a.
+"""Competing crystal phases: energy and volume per atom relative to the ground state, hcp c/a.
 
-Each phase is relaxed at its own zero-stress cell and compared with bcc at its own. The phases
+Each phase is relaxed at its own zero-stress cell and compared with the ground-state structure
+(bcc for W, fcc for Cu, ...; ``symbol``/``structure`` as in :mod:`.crystal`) at its own. The phases
 here (fcc, hcp, A15, simple cubic, diamond, C15 Laves) have no free internal coordinate: every
 atom sits on a Wyckoff position without a parameter, so forces vanish by symmetry for any cell
 of the phase's shape, and relaxing "cell" (scaled positions fixed) is the same as relaxing
@@ -24,13 +25,14 @@ from ase.build import bulk
 from ase.calculators.calculator import Calculator
 from ase.spacegroup import crystal
 
-from .base import TUNGSTEN_A0, Property, RelaxationError, State, StateProperty, relax
-from .bulk import bcc_cell
+from .base import Property, RelaxationError, State, StateProperty, relax
+from .crystal import Material, reference_lattice, unit_cell
 
 __all__ = ["PHASES", "HcpAxialRatio", "PhaseEnergy", "phase_cell", "suite"]
 
-#: starting volume per atom relative to bcc; near both the PBE and the teacher minima
+#: starting volume per atom relative to bcc; near both the PBE and the teacher minima of W
 PHASES = {
+    "bcc": 1.00,
     "fcc": 1.04,
     "hcp": 1.05,
     "a15": 1.00,
@@ -44,10 +46,12 @@ _IDEAL_CA = float(np.sqrt(8.0 / 3.0))
 def phase_cell(phase: str, volume_per_atom: float, symbol: str = "W") -> Atoms:
     """Conventional cell of ``phase`` with the given volume per atom (Å^3).
 
-    fcc (4 atoms), hcp (2, ideal c/a), A15/Cr3Si (8), simple cubic (1), diamond (8) and the
+    bcc (2 atoms), fcc (4), hcp (2, ideal c/a), A15/Cr3Si (8), simple cubic (1), diamond (8) and the
     C15 Laves phase MgCu2 with one species (24).
     """
     v = float(volume_per_atom)
+    if phase == "bcc":
+        return bulk(symbol, "bcc", a=(2 * v) ** (1 / 3), cubic=True)
     if phase == "fcc":
         return bulk(symbol, "fcc", a=(4 * v) ** (1 / 3), cubic=True)
     if phase == "hcp":
@@ -90,11 +94,11 @@ def _check_shape(phase: str, initial: Atoms, relaxed: Atoms, tol: float, name: s
 
 
 @dataclass
-class PhaseEnergy(StateProperty):
-    """Energy (eV/atom) or volume (Å^3/atom) of a phase minus that of bcc, each at zero stress.
+class PhaseEnergy(Material, StateProperty):
+    """Energy (eV/atom) or volume (Å^3/atom) of a phase minus that of the ground state, each at zero stress.
 
-    States: the phase cell (relax "cell", coefficient 1/N_phase) and the 2-atom bcc cube
-    (relax "cell", coefficient −1/N_bcc), both contributing their energy (``kind="energy"``,
+    States: the phase cell (relax "cell", coefficient 1/N_phase) and the ground-state cell
+    (relax "cell", coefficient −1/N), both contributing their energy (``kind="energy"``,
     name ``dE_<phase>``) or volume (``kind="volume"``, name ``dV_<phase>``).
 
     Parameters
@@ -104,17 +108,20 @@ class PhaseEnergy(StateProperty):
     kind
         ``"energy"`` or ``"volume"``.
     lattice_constant
-        bcc lattice constant (Å) of the starting cells; the phase starts at
-        ``PHASES[phase]`` (or ``volume_ratio``) times the bcc volume per atom.
+        Lattice constant (Å) of the starting ground-state cell (None: the reference value of
+        :mod:`.crystal`); the phase starts at ``PHASES[phase] / PHASES[ground state]`` (or
+        ``volume_ratio``) times its volume per atom. Both cells relax, so this only sets the start.
     volume_ratio
         Override of the starting volume ratio.
     shape_tol
         Relative tolerance of the symmetry check after relaxing.
+    symbol, structure
+        Element and ground-state structure (keyword-only; see :mod:`.crystal`).
     """
 
     phase: str = "fcc"
     kind: str = "energy"
-    lattice_constant: float = TUNGSTEN_A0
+    lattice_constant: float | None = None
     volume_ratio: float | None = None
     shape_tol: float = 1e-3
 
@@ -123,6 +130,8 @@ class PhaseEnergy(StateProperty):
             raise ValueError(f"unknown phase {self.phase!r}; known: {tuple(PHASES)}")
         if self.kind not in ("energy", "volume"):
             raise ValueError(f"kind must be 'energy' or 'volume', got {self.kind!r}")
+        if self.structure is not None and self.phase == self.structure:
+            raise ValueError(f"phase {self.phase!r} is the ground state itself")
 
     def _default_name(self) -> str:
         return f"{'dE' if self.kind == 'energy' else 'dV'}_{self.phase}"
@@ -132,36 +141,48 @@ class PhaseEnergy(StateProperty):
         return "eV/atom" if self.kind == "energy" else "Å^3/atom"
 
     def states(self) -> list[State]:
-        ref = bcc_cell(self.lattice_constant)
-        ratio = PHASES[self.phase] if self.volume_ratio is None else self.volume_ratio
-        cell = phase_cell(self.phase, ratio * ref.get_volume() / len(ref))
+        ground = self.crystal
+        ref = _ground_cell(self)
+        ratio = PHASES[self.phase] / PHASES[ground] if self.volume_ratio is None else self.volume_ratio
+        cell = phase_cell(self.phase, ratio * ref.get_volume() / len(ref), self.symbol)
         return [
             State(self.phase, cell, relax="cell", coefficient=1.0 / len(cell), quantity=self.kind),
-            State("bcc", ref, relax="cell", coefficient=-1.0 / len(ref), quantity=self.kind),
+            State(ground, ref, relax="cell", coefficient=-1.0 / len(ref), quantity=self.kind),
         ]
 
     def stationary_states(self, calc: Calculator) -> list[State]:
         """Relax both cells with ``calc`` and check that each kept its phase's shape."""
         out = super().stationary_states(calc)
         for start, relaxed in zip(self.states(), out):
-            phase = self.phase if start.name == self.phase else "bcc"
-            _check_shape(phase, start.atoms, relaxed.atoms, self.shape_tol, f"{self.name}/{start.name}")
+            _check_shape(start.name, start.atoms, relaxed.atoms, self.shape_tol, f"{self.name}/{start.name}")
         return out
 
 
+def _ground_cell(material: Material, lattice_constant: float | None = None) -> Atoms:
+    """The ground-state unit cell at ``lattice_constant`` (default: the material's reference lattice)."""
+    a_ref, covera = reference_lattice(material.symbol, material.crystal)
+    a = getattr(material, "lattice_constant", None) if lattice_constant is None else lattice_constant
+    return unit_cell(material.symbol, material.crystal, a_ref if a is None else a, covera)
+
+
 @dataclass
-class HcpAxialRatio(Property):
+class HcpAxialRatio(Material, Property):
     """c/a of hcp at zero stress (2-atom cell, cell relaxed from the ideal 1.633).
+
+    For an hcp ground state this is its own c/a; otherwise that of the competing hcp phase.
 
     Parameters
     ----------
     lattice_constant
-        bcc lattice constant (Å) that sets the starting volume (``PHASES["hcp"]`` × bcc).
+        Ground-state lattice constant (Å) that sets the starting volume
+        (``PHASES["hcp"] / PHASES[ground state]`` times its volume per atom); None: reference.
     fmax, steps
         Cell-filter tolerance and step budget.
+    symbol, structure
+        Element and ground-state structure (keyword-only).
     """
 
-    lattice_constant: float = TUNGSTEN_A0
+    lattice_constant: float | None = None
     fmax: float = 1e-4
     steps: int = 2000
 
@@ -169,18 +190,24 @@ class HcpAxialRatio(Property):
         return "ca_hcp"
 
     def evaluate(self, calc: Calculator) -> float:
-        start = phase_cell("hcp", PHASES["hcp"] * self.lattice_constant**3 / 2)
+        ref = _ground_cell(self)
+        ratio = PHASES["hcp"] / PHASES[self.crystal]
+        start = phase_cell("hcp", ratio * ref.get_volume() / len(ref), self.symbol)
         relaxed = relax(start, calc, "cell", self.fmax, self.steps, name=self.name)
         _check_shape("hcp", start, relaxed, 1e-3, self.name)
         a, _, c = relaxed.cell.cellpar()[:3]
         return float(c / a)
 
 
-def suite(quick: bool = False) -> list[Property]:
-    """The phase entries of :func:`uqcalc.properties.tungsten_suite` (cells are already minimal)."""
+def suite(quick: bool = False, **material) -> list[Property]:
+    """Phase entries of a suite: every phase of :data:`PHASES` but the ground state, and hcp c/a.
+
+    (Cells are already minimal; ``quick`` changes nothing.) ``material``: symbol, structure.
+    """
+    ground = Material(**material).crystal
     out: list[Property] = []
     for phase in PHASES:
-        out.append(PhaseEnergy(phase, "energy"))
-        out.append(PhaseEnergy(phase, "volume"))
-    out.append(HcpAxialRatio())
+        if phase != ground:
+            out += [PhaseEnergy(phase, "energy", **material), PhaseEnergy(phase, "volume", **material)]
+    out.append(HcpAxialRatio(**material))
     return out
