@@ -10,10 +10,16 @@ What each hyperparameter may be is declared once per class in ``_parameter_const
 ``_parameter_relations`` between keywords; the constraint objects live in :mod:`.params`).
 :meth:`Backend._validate_params`, the one validation routine, checks them at the start of every
 ``fit``: ``set_params`` can change them after construction, so construction is not the place.
+
+A given point estimate, ``fit(design, theta=theta0)`` ("UQ around a given potential", e.g. a
+published SNAP), is fit *data*, not a hyperparameter: it is checked by :func:`check_theta` in
+``fit`` and recorded in the ensemble's metadata by :meth:`Backend._point_estimate_metadata`
+(``docs/fixed_point_estimate.md`` says what each backend's ensemble means around it).
 """
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import platform
 from collections.abc import Mapping
@@ -23,7 +29,7 @@ import numpy as np
 
 from .params import InvalidParameterError, Relation, validate_params
 
-__all__ = ["Backend", "InvalidParameterError"]
+__all__ = ["Backend", "InvalidParameterError", "check_theta", "theta_digest"]
 
 
 # -- provenance -------------------------------------------------------------------------------
@@ -55,6 +61,54 @@ def _seed_record(random_state) -> Any:
     if isinstance(random_state, np.random.SeedSequence):
         return {"entropy": str(random_state.entropy), "spawn_key": list(random_state.spawn_key)}
     return f"<{type(random_state).__name__}>"
+
+
+# -- a given point estimate -------------------------------------------------------------------
+
+
+def theta_digest(theta) -> str:
+    """sha256 of a parameter vector as little-endian float64 (identifies a given potential)."""
+    return hashlib.sha256(np.ascontiguousarray(theta, dtype="<f8").tobytes()).hexdigest()
+
+
+def check_theta(theta, n_params: int) -> np.ndarray | None:
+    """Validate a given point estimate: ``None``, or a finite real vector of shape ``(n_params,)``.
+
+    Returns a float64 copy (``None`` passes through), so later changes to the caller's array do
+    not reach the ensemble.
+
+    Raises
+    ------
+    ValueError
+        Naming the problem: not a real numeric array, the expected and the given shape, or the
+        indices of non-finite entries.
+    """
+    if theta is None:
+        return None
+    try:
+        array = np.asarray(theta)
+    except (TypeError, ValueError) as err:  # ragged nested lists
+        raise ValueError(f"theta must be a real numeric array of shape ({n_params},): {err}") from None
+    if array.dtype.kind not in "iuf":
+        raise ValueError(f"theta must be a real numeric array of shape ({n_params},), got dtype {array.dtype}")
+    if array.shape != (n_params,):
+        raise ValueError(f"theta must have shape ({n_params},) to match the design's {n_params} columns, "
+                         f"got shape {array.shape}")
+    array = np.array(array, dtype=float)
+    bad = np.flatnonzero(~np.isfinite(array))
+    if bad.size:
+        shown = ", ".join(str(i) for i in bad[:10]) + (", ..." if bad.size > 10 else "")
+        raise ValueError(f"theta must be finite; {bad.size} non-finite entries at indices [{shown}]")
+    return array
+
+
+def _weighted_rmse(design, theta) -> float:
+    """sqrt(Σ w r² / N_eff) of ``y − Xθ`` (N_eff: rows with w > 0), over row chunks."""
+    total = 0.0
+    for _, Xc, yc in design.iter_weighted():
+        r = yc - Xc @ theta
+        total += float(r @ r)
+    return float(np.sqrt(total / max(int(np.count_nonzero(design.w > 0)), 1)))
 
 
 # -- the base class ---------------------------------------------------------------------------
@@ -157,8 +211,12 @@ class Backend:
         validate_params(type(self).__name__, self._parameter_constraints, self.get_params(),
                         self._parameter_relations)
 
-    def fit(self, design):
-        """Fit to a :class:`~uqcalc.design.DesignMatrix`; return a ParameterEnsemble."""
+    def fit(self, design, *, theta=None):
+        """Fit to a :class:`~uqcalc.design.DesignMatrix`; return a ParameterEnsemble.
+
+        ``theta`` (P,), optional: a given point estimate the ensemble is built around (its
+        ``theta`` is exactly this vector); ``None`` fits one.
+        """
         raise NotImplementedError
 
     # -- helpers for subclasses -----------------------------------------------------------
@@ -167,6 +225,26 @@ class Backend:
     def _rng(random_state) -> np.random.Generator:
         """``np.random.default_rng(random_state)``: int, SeedSequence, Generator or None."""
         return np.random.default_rng(random_state)
+
+    @staticmethod
+    def _point_estimate_metadata(design, theta, theta_fitted=None) -> dict[str, Any]:
+        """Provenance of the point estimate: ``"given"`` (with how it compares) or ``"fitted"``.
+
+        ``theta`` is the ensemble's point estimate; ``theta_fitted`` the backend's own estimate
+        (its ridge fit, posterior mean, ...), passed only when ``theta`` was given. Then the record
+        adds the fitted vector's digest, the distance ‖θ₀ − θ̂‖₂ and both weighted RMSEs
+        (sqrt(Σ w r²/N_eff)), so a reader sees how much worse the given potential fits this data.
+        """
+        if theta_fitted is None:
+            return {"point_estimate": "fitted", "point_estimate_digest": theta_digest(theta)}
+        return {
+            "point_estimate": "given",
+            "point_estimate_digest": theta_digest(theta),
+            "fitted_theta_digest": theta_digest(theta_fitted),
+            "fitted_theta_distance": float(np.linalg.norm(np.asarray(theta) - np.asarray(theta_fitted))),
+            "rmse_weighted_given": _weighted_rmse(design, theta),
+            "rmse_weighted_fitted": _weighted_rmse(design, theta_fitted),
+        }
 
     def _metadata(self, design, **extra) -> dict[str, Any]:
         """Provenance for the ensemble: backend, hyperparameters, seed, data and versions."""

@@ -22,7 +22,7 @@ import numpy as np
 from scipy.linalg import eigh
 
 from ..ensemble import ParameterEnsemble
-from .base import Backend
+from .base import Backend, check_theta
 from .params import Interval, ParameterGroup, RandomStateLike, fill_doc, validate_params
 
 __all__ = [
@@ -293,14 +293,38 @@ class BayesianRidge(Backend):
         XtX, Xty, yty = design.gram(self.chunk_rows) if gram is None else gram
         return evidence_ridge(XtX, Xty, yty, n_effective_rows(design), full_output=True, **EVIDENCE.values(self))
 
-    def fit(self, design) -> ParameterEnsemble:
-        """Fit to a DesignMatrix and draw ``n_members`` from the Gaussian posterior."""
+    def fit(self, design, *, theta=None) -> ParameterEnsemble:
+        """Fit to a DesignMatrix and draw ``n_members`` from the Gaussian posterior.
+
+        Parameters
+        ----------
+        design : DesignMatrix
+        theta : (P,) array, optional
+            A given point estimate θ₀. The evidence fit (α, λ, m, A⁻¹) is unchanged; the
+            ensemble is the posterior's spread moved to θ₀: members θ₀ + (θ_m − m), i.e.
+            N(θ₀, A⁻¹), with ``theta`` = θ₀ and ``covariance`` = A⁻¹ (the draws are the ones
+            the same seed gives without ``theta``). ``noise_variance`` stays 1/α of the evidence
+            fit; ``metadata["noise_variance_given"]`` = ‖y − Xθ₀‖²_W/(N − γ) and
+            ``metadata["point_estimate_mahalanobis"]`` = √((θ₀ − m)ᵀA(θ₀ − m)) say how far θ₀
+            is from what this data supports (``docs/fixed_point_estimate.md``).
+        """
         self._validate_params()
+        theta0 = check_theta(theta, design.n_params)
         res, info = self.fit_evidence(design)
         rng = self._rng(self.random_state)
         zs = rng.standard_normal((int(self.n_members), res.theta.size))
-        # θ = m + V z / √(λ + αs): exact draws from N(m, A⁻¹)
-        members = res.theta + (zs / np.sqrt(res.lambda_ + res.alpha * res.eigvals)) @ res.eigvecs.T
+        centre = res.theta if theta0 is None else theta0
+        # θ = m + V z / √(λ + αs): exact draws from N(m, A⁻¹) (moved to θ₀ when given)
+        members = centre + (zs / np.sqrt(res.lambda_ + res.alpha * res.eigvals)) @ res.eigvecs.T
+        given = {}
+        if theta0 is not None:
+            given = self._point_estimate_metadata(design, theta0, res.theta)
+            delta = res.eigvecs.T @ (theta0 - res.theta)
+            gamma = info["gamma"]
+            n = n_effective_rows(design)
+            sse0 = (given["rmse_weighted_given"] ** 2) * n
+            given["point_estimate_mahalanobis"] = float(np.sqrt(np.sum((res.lambda_ + res.alpha * res.eigvals) * delta**2)))
+            given["noise_variance_given"] = float(sse0 / max(n - gamma, 1.0))
         meta = self._metadata(
             design,
             alpha=res.alpha,
@@ -310,9 +334,10 @@ class BayesianRidge(Backend):
             converged=info["converged"],
             effective_n_params=info["gamma"],
             log_evidence=info["log_evidence"],
+            **(given or self._point_estimate_metadata(design, res.theta)),
         )
         return ParameterEnsemble(
-            theta=res.theta,
+            theta=centre,
             members=members,
             covariance=res.covariance,
             noise_variance=1.0 / res.alpha,

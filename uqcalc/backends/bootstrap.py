@@ -25,7 +25,7 @@ from scipy import linalg
 from tqdm.auto import tqdm
 
 from ..ensemble import ParameterEnsemble
-from .base import Backend
+from .base import Backend, check_theta
 from .bayes import evidence_ridge, n_effective_rows
 from .params import Interval, RandomStateLike
 
@@ -77,7 +77,8 @@ class Bootstrap(Backend):
     ``theta`` is the full-data ridge fit (not the bootstrap mean); ``covariance`` is the sample
     covariance of the members; ``noise_variance`` is the mean squared weighted residual of the
     full-data fit, ‖y − Xθ‖²_W / (N − P) (floored at one degree of freedom). Fitted attribute
-    ``counts_`` (n_members, F) holds the multiplicities, in the order of ``configs_``.
+    ``counts_`` (n_members, F) holds the multiplicities, in the order of ``configs_``. With a
+    given ``fit(design, theta=θ₀)`` the members are θ₀ + (θ_b − θ̂) and ``theta`` is θ₀.
     """
 
     _parameter_constraints: ClassVar[dict[str, list]] = {
@@ -99,9 +100,21 @@ class Bootstrap(Backend):
     ):
         self._store_params(locals())
 
-    def fit(self, design) -> ParameterEnsemble:
-        """Resample the frames of ``design`` and return the ensemble of refits."""
+    def fit(self, design, *, theta=None) -> ParameterEnsemble:
+        """Resample the frames of ``design`` and return the ensemble of refits.
+
+        Parameters
+        ----------
+        design : DesignMatrix
+        theta : (P,) array, optional
+            A given point estimate θ₀. The refits are unchanged (same seed, same counts);
+            members become θ₀ + (θ_b − θ̂), the bootstrap distribution of the refit's deviation
+            from the full-data refit θ̂, moved to θ₀; ``theta`` = θ₀. ``covariance`` (the
+            refits' sample covariance) and ``noise_variance`` (the refit's residual) are
+            unchanged (``docs/fixed_point_estimate.md``).
+        """
         self._validate_params()
+        theta0 = check_theta(theta, design.n_params)
         rng = self._rng(self.random_state)
         XtX, Xty, yty = design.gram()
         n = n_effective_rows(design)
@@ -156,10 +169,16 @@ class Bootstrap(Backend):
         self.counts_, self.configs_ = counts.astype(np.int64), configs
 
         cov = np.atleast_2d(np.cov(members, rowvar=False)) if self.n_members > 1 else np.zeros((P, P))
+        if theta0 is None:
+            point = self._point_estimate_metadata(design, theta)
+        else:
+            point = self._point_estimate_metadata(design, theta0, theta)
+            members = theta0 + (members - theta)  # the refits' deviations, about θ₀
+            theta = theta0
         return ParameterEnsemble(
             theta=theta,
             members=members,
             covariance=cov,
             noise_variance=residual / max(n - P, 1),
-            metadata=self._metadata(design, ridge_used=ridge, n_configs=int(F), streaming=bool(streaming)),
+            metadata=self._metadata(design, ridge_used=ridge, n_configs=int(F), streaming=bool(streaming), **point),
         )

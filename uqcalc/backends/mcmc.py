@@ -43,7 +43,7 @@ import numpy as np
 from scipy import optimize
 
 from ..ensemble import ParameterEnsemble
-from .base import Backend
+from .base import Backend, check_theta
 from .bayes import GAMMA_PRIOR, evidence_ridge, n_effective_rows
 from .chains import (
     CHAIN_SUFFIXES,
@@ -124,7 +124,8 @@ class MCMC(Backend):
 
     Notes
     -----
-    The ensemble's ``theta`` is the posterior mean of θ, ``covariance`` its posterior covariance,
+    The ensemble's ``theta`` is the posterior mean of θ (a given ``fit(design, theta=θ₀)``
+    translates the posterior onto θ₀: members θ₀ + (θ_m − posterior mean), ``theta`` = θ₀), ``covariance`` its posterior covariance,
     ``noise_variance`` the posterior mean of 1/α. In collapsed mode both moments are
     Rao-Blackwellised over the whole retained chain, E[m(α,λ)] and E[Σ(α,λ)] + Cov[m(α,λ)], which
     has less Monte-Carlo noise than the sample moments of the members; in full mode they are sample
@@ -255,9 +256,21 @@ class MCMC(Backend):
 
     # -- fit -------------------------------------------------------------------------------------
 
-    def fit(self, design) -> ParameterEnsemble:
-        """Sample the posterior of ``design`` and return the ensemble."""
+    def fit(self, design, *, theta=None) -> ParameterEnsemble:
+        """Sample the posterior of ``design`` and return the ensemble.
+
+        Parameters
+        ----------
+        design : DesignMatrix
+        theta : (P,) array, optional
+            A given point estimate θ₀. Sampling is unchanged (the chain, temperature, α and λ
+            are those of the data; same seed, same draws); the posterior is moved to θ₀:
+            members θ₀ + (θ_m − θ̄) with θ̄ the posterior mean (Rao-Blackwellised in collapsed
+            mode), ``theta`` = θ₀, ``covariance`` and ``noise_variance`` unchanged. ``chain_``
+            and a stored chain hold the unshifted posterior (``docs/fixed_point_estimate.md``).
+        """
         self._validate_params()
+        theta0 = check_theta(theta, design.n_params)
         fixed = self._fixed()
         rng = self._rng(self.random_state)
         model, info = self._model(design, fixed)
@@ -295,7 +308,7 @@ class MCMC(Backend):
             cov = (model.V / prec[0]) @ model.V.T
             self.sampler_, self.chain_, self.alpha_, self.lambda_ = None, None, alpha, l_star
             extra["diagnostics"] = {"exact": True}
-            return self._ensemble(design, theta, members, cov, 1.0 / alpha[0], extra)
+            return self._ensemble(design, theta, members, cov, 1.0 / alpha[0], extra, theta0)
 
         ndim = n_free + (P if self.mode == "full" else 0)
         n_walkers = self.n_walkers or (32 if self.mode == "collapsed" else 2 * ndim + 2)
@@ -354,7 +367,7 @@ class MCMC(Backend):
         if self.store is not None:
             extra["chain_file"] = str(self.store)
             self._write_store(idata, names, model, t_center, scale, free, slices)
-        return self._ensemble(design, theta, members, cov, float(np.mean(1.0 / alpha)), extra)
+        return self._ensemble(design, theta, members, cov, float(np.mean(1.0 / alpha)), extra, theta0)
 
     # -- pieces ----------------------------------------------------------------------------------
 
@@ -399,13 +412,26 @@ class MCMC(Backend):
         arrays = {"V": model.V, "t_center": t_center, "scale": scale} if self.mode == "full" else None
         write_chain(self.store, idata, attrs, arrays)
 
-    def _ensemble(self, design, theta, members, cov, noise_variance, extra):
+    def _ensemble(self, design, theta, members, cov, noise_variance, extra, theta0=None):
+        """The ensemble; with a given θ₀ the posterior (mean ``theta``) is translated onto it."""
+        theta = np.asarray(theta, dtype=float)
+        members = np.asarray(members, dtype=float)
+        if theta0 is None:
+            extra = {**extra, **self._point_estimate_metadata(design, theta)}
+        else:
+            extra = {**extra, **self._point_estimate_metadata(design, theta0, theta), "theta_estimate": "given"}
+            evals, evecs = np.linalg.eigh(cov)
+            delta = evecs.T @ (theta0 - theta)
+            positive = evals > 1e-12 * max(evals.max(initial=0.0), 1e-300)
+            extra["point_estimate_mahalanobis"] = float(np.sqrt(np.sum(delta[positive] ** 2 / evals[positive])))
+            members = theta0 + (members - theta)
+            theta = theta0
         metadata = self._metadata(design, **extra)
         if metadata["params"].get("moves") is not None:  # emcee move objects are not JSON
             metadata["params"]["moves"] = repr(metadata["params"]["moves"])
         return ParameterEnsemble(
-            theta=np.asarray(theta, dtype=float),
-            members=np.asarray(members, dtype=float),
+            theta=theta,
+            members=members,
             covariance=np.asarray(cov, dtype=float),
             noise_variance=float(noise_variance),
             metadata=metadata,

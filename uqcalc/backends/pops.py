@@ -11,6 +11,11 @@ in the C-norm after which x_n·(θ̄ + Δθ_n) = y_n. The kept corrections T def
 * ``"ensemble"``: the raw θ̄ + Δθ_n (optionally a seeded subsample), covariance = TᵀT/K + the
   Bayesian covariance.
 
+With a given point estimate, ``fit(design, theta=θ₀)`` (UQ around a published potential), the
+residuals are those of θ₀, e_n = y_n − x_n·θ₀, and everything else (C, a_n, h_n, the filters) is
+unchanged: Δθ_n is still the smallest C-norm change with x_n·(θ₀ + Δθ_n) = y_n, and the box is
+about θ₀ (``docs/fixed_point_estimate.md``).
+
 Everything runs over row chunks: memory O(P² + chunk·P) plus O(N) scalars (h_n, e_n); the
 N × P matrix of corrections is never formed. The Gram pass, a leverage pass, a TᵀT pass and a
 projection pass each cost ~2NP² flops (the last 2NPR).
@@ -36,7 +41,7 @@ from scipy.linalg import eigh
 from ..design import KINDS
 from ..ensemble import _SAMPLERS, ParameterEnsemble
 from . import selection
-from .base import Backend
+from .base import Backend, check_theta
 from .bayes import EVIDENCE, evidence_ridge, gram_eigh, n_effective_rows
 from .params import Interval, Options, RandomStateLike, Satisfies, fill_doc
 
@@ -54,16 +59,17 @@ def _is_kinds(value) -> bool:
 
 @dataclass
 class _RidgeState:
-    theta: np.ndarray  # θ̄
+    theta: np.ndarray  # the point estimate the corrections start from: θ̄, or a given θ₀
     Cinv: np.ndarray  # (XᵀX + ridge·I)⁻¹
     ridge: float
     alpha: float
     lambda_: float
     bayes_cov: np.ndarray  # (λI + αXᵀX)⁻¹
     h: np.ndarray  # (N,) leverages
-    e: np.ndarray  # (N,) weighted residuals
+    e: np.ndarray  # (N,) weighted residuals of ``theta``
     info: dict
     fused: dict  # {(row_kinds, min_leverage): TᵀT} accumulated during the leverage pass
+    theta_fitted: np.ndarray | None = None  # θ̄ when ``theta`` is a given θ₀, else None
 
 
 def pops_corrections(design, theta, ridge, rows=None, chunk_rows: int = 65536):
@@ -243,11 +249,13 @@ class POPS(Backend):
         kinds = None if self.row_kinds is None else tuple(sorted([self.row_kinds] if isinstance(self.row_kinds, str) else self.row_kinds))
         return (kinds, float(self.min_leverage))
 
-    def _ridge_state(self, design, fuse: bool = False) -> _RidgeState:
+    def _ridge_state(self, design, fuse: bool = False, theta0: np.ndarray | None = None) -> _RidgeState:
         """Gram pass, evidence (or fixed-ridge) fit, and the leverage/residual pass.
 
         With ``fuse`` (and a row-local selection) the same pass also accumulates TᵀT of the
-        kept rows, saving one pass over the data.
+        kept rows, saving one pass over the data. With a given (validated) ``theta0`` the
+        residuals, and so the corrections, are those of θ₀; C, the leverages and the Bayesian
+        covariance are still those of the ridge fit (they do not depend on the point).
         """
         chunk = int(self.chunk_rows)
         XtX, Xty, yty = design.gram(chunk)
@@ -273,6 +281,9 @@ class POPS(Backend):
             info = {"gamma": gamma, "sse": sse}
         Cinv = (V / (s + ridge)) @ V.T
         bayes_cov = (V / (lam + alpha * s)) @ V.T
+        theta_fitted = None
+        if theta0 is not None:
+            theta_fitted, theta = theta, theta0
         h = np.empty(design.n_rows)
         e = np.empty(design.n_rows)
         fuse = fuse and self._local_selection()
@@ -290,7 +301,8 @@ class POPS(Backend):
                 A *= scale[:, None]  # A becomes the chunk's corrections T
                 G += A.T @ A
         fused = {self._fuse_key(): G} if fuse else {}
-        return _RidgeState(theta, Cinv, float(ridge), float(alpha), float(lam), bayes_cov, h, e, info, fused)
+        return _RidgeState(theta, Cinv, float(ridge), float(alpha), float(lam), bayes_cov, h, e, info, fused,
+                           theta_fitted)
 
     def _candidates(self, design) -> np.ndarray:
         return design.rows_of(self.row_kinds) & (design.w > 0)
@@ -375,10 +387,22 @@ class POPS(Backend):
 
     # -- fit -------------------------------------------------------------------------------
 
-    def fit(self, design) -> ParameterEnsemble:
-        """Fit to a DesignMatrix; return an ensemble with the exact box (hypercube posterior)."""
+    def fit(self, design, *, theta=None) -> ParameterEnsemble:
+        """Fit to a DesignMatrix; return an ensemble with the exact box (hypercube posterior).
+
+        Parameters
+        ----------
+        design : DesignMatrix
+        theta : (P,) array, optional
+            A given point estimate θ₀ (a published potential): the corrections are built from
+            its residuals, Δθ_n = ((y_n − x_n·θ₀)/h_n) C⁻¹x_n, so x_n·(θ₀ + Δθ_n) = y_n for every
+            kept row; the box (or the corrected sets) is about θ₀ and ``theta`` is θ₀. C, the
+            leverages and the Bayesian covariance term are those of the ridge fit, which is still
+            run (``docs/fixed_point_estimate.md``).
+        """
         self._validate_params()
-        return self._fit_from_state(design, self._ridge_state(design, fuse=True))
+        theta0 = check_theta(theta, design.n_params)
+        return self._fit_from_state(design, self._ridge_state(design, fuse=True, theta0=theta0))
 
     def _ridge_key(self) -> tuple:
         """Equal for two settings that share θ̄, C and the leverage pass (``select`` reuses them)."""
@@ -393,6 +417,7 @@ class POPS(Backend):
             "alpha": state.alpha, "lambda_": state.lambda_, "ridge": state.ridge,
             "rmse_weighted": float(np.sqrt(np.mean(state.e**2))) if state.e.size else 0.0,
             "rows": stats,
+            **self._point_estimate_metadata(design, state.theta, state.theta_fitted),
         }
         if self.posterior == "hypercube":
             U, lower, upper, _, evals = self._box(design, kept, state)
@@ -440,6 +465,8 @@ class POPS(Backend):
         candidates: list[dict] | None = None,
         target_coverage: float = 0.9,
         validation_kinds=None,
+        *,
+        theta=None,
     ) -> tuple[POPS, list[dict]]:
         """Choose row selection / clipping on held-out rows (:func:`.selection.select`).
 
@@ -448,7 +475,8 @@ class POPS(Backend):
         the rows of ``validation_design`` (optionally only ``validation_kinds``). The narrowest
         candidate (mean upper − lower) whose coverage reaches ``target_coverage`` wins; if none
         does, the one with the highest coverage (with a warning). Invalid hyperparameters in
-        ``self`` or any candidate raise before anything is fitted.
+        ``self`` or any candidate raise before anything is fitted. ``theta``: a given point
+        estimate every candidate is built around (as in :meth:`fit`).
 
         Returns
         -------
@@ -458,4 +486,5 @@ class POPS(Backend):
             Per candidate: ``settings``, ``coverage``, ``mean_width``, ``n_kept``, ``rank``,
             ``error`` (if the candidate could not be fitted).
         """
-        return selection.select(self, design, validation_design, candidates, target_coverage, validation_kinds)
+        return selection.select(self, design, validation_design, candidates, target_coverage, validation_kinds,
+                                theta=theta)

@@ -13,6 +13,8 @@ import warnings
 
 import numpy as np
 
+from .base import check_theta
+
 __all__ = ["default_candidates", "select"]
 
 
@@ -33,7 +35,7 @@ def default_candidates(design) -> list[dict]:
 
 
 def select(pops, design, validation_design, candidates: list[dict] | None = None,
-           target_coverage: float = 0.9, validation_kinds=None):
+           target_coverage: float = 0.9, validation_kinds=None, *, theta=None):
     """Choose row selection / clipping on held-out rows; see :meth:`POPS.select`.
 
     Parameters
@@ -48,6 +50,8 @@ def select(pops, design, validation_design, candidates: list[dict] | None = None
         Coverage of the validation rows a candidate must reach.
     validation_kinds : str or sequence of str, optional
         Only these validation row kinds are scored.
+    theta : (P,) array, optional
+        A given point estimate every candidate is built around (``POPS.fit(design, theta=...)``).
 
     Returns
     -------
@@ -62,6 +66,7 @@ def select(pops, design, validation_design, candidates: list[dict] | None = None
     cannot be fitted (its filters keep no rows, say) becomes a row with an ``error``.
     """
     pops._validate_params()
+    theta0 = check_theta(theta, design.n_params)
     candidates = default_candidates(design) if candidates is None else list(candidates)
     if not candidates:
         raise ValueError("no candidates")
@@ -77,7 +82,7 @@ def select(pops, design, validation_design, candidates: list[dict] | None = None
     for settings, candidate in settings_pops:
         key = candidate._ridge_key()
         if key not in states:
-            states[key] = candidate._ridge_state(design, fuse=True)
+            states[key] = candidate._ridge_state(design, fuse=True, theta0=theta0)
         row = {"settings": settings}
         try:
             ens = candidate._fit_from_state(design, states[key])
