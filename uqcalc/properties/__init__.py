@@ -29,7 +29,15 @@ from ase.calculators.calculator import Calculator
 
 from ..errors import InputError, UnknownNameError
 from . import bulk, defects, faults, fracture, migration, phases, surfaces
-from .base import STATE_KINDS, TUNGSTEN_A0, Property, RelaxationError, State, StateProperty, relax
+from .base import (
+    STATE_KINDS,
+    TUNGSTEN_A0,
+    Property,
+    RelaxationError,
+    State,
+    StateProperty,
+    relax,
+)
 from .bulk import (
     BulkModulus,
     CohesiveEnergy,
@@ -44,7 +52,12 @@ from .defects import (
     VacancyFormationEnergy,
     VacancyRelaxationVolume,
 )
-from .faults import GSFCurve, IntrinsicStackingFaultEnergy, StackingFaultEnergy, UnstableStackingFaultEnergy
+from .faults import (
+    GSFCurve,
+    IntrinsicStackingFaultEnergy,
+    StackingFaultEnergy,
+    UnstableStackingFaultEnergy,
+)
 from .fracture import GriffithToughness
 from .migration import VacancyMigrationEnergy
 from .phases import HcpAxialRatio, PhaseEnergy

@@ -34,7 +34,14 @@ from ase.calculators.calculator import Calculator
 from ase.eos import EquationOfState
 
 from .base import TUNGSTEN_A0, Property, State, StateProperty
-from .crystal import CUBIC, Material, check_structure, reference_lattice, relaxed_lattice, unit_cell
+from .crystal import (
+    CUBIC,
+    Material,
+    check_structure,
+    reference_lattice,
+    relaxed_lattice,
+    unit_cell,
+)
 
 __all__ = [
     "BulkModulus",

@@ -332,7 +332,7 @@ class InterstitialFormationEnergy(_PointDefect):
             # copies made with dataclasses.replace stay consistent
             self.configuration = str(self.configuration).lstrip("<").rstrip(">")
         if self.structure is not None or self.configuration is not None:
-            self.config  # validates the pair
+            _ = self.config  # validates the pair
 
     @property
     def config(self) -> str:

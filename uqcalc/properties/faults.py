@@ -54,8 +54,8 @@ from .crystal import FixedCell, Material
 
 __all__ = [
     "EV_PER_A2_IN_J_PER_M2",
-    "GSF_PLANES",
     "FAULT_PLANES",
+    "GSF_PLANES",
     "GSFCurve",
     "IntrinsicStackingFaultEnergy",
     "StackingFaultEnergy",
@@ -224,7 +224,7 @@ class StackingFaultEnergy(_FaultSettings, StateProperty):
     def __post_init__(self) -> None:
         if self.plane is not None:
             self.plane = str(self.plane).strip("{}() ")  # idempotent normalisation
-        self.fault_plane  # validates plane and structure
+        _ = self.fault_plane  # validates plane and structure
         if self.lattice_constant is not None:
             self._slab(0.0)  # validates the geometry
 
@@ -350,7 +350,7 @@ class GSFCurve(_FaultSettings, Property):
     def __post_init__(self) -> None:
         if self.plane is not None:
             self.plane = str(self.plane).strip("{}() ")
-        self.fault_plane  # validates plane and structure
+        _ = self.fault_plane  # validates plane and structure
         self.shifts = tuple(float(s) for s in np.atleast_1d(self.shifts))
 
     def _default_name(self) -> str:

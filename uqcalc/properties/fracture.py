@@ -108,7 +108,7 @@ class GriffithToughness(Material, Property):
 
     def __post_init__(self):
         self.crack_surface = _miller(self.crack_surface)  # idempotent normalisation
-        self.front  # validates that a default exists
+        _ = self.front  # validates that a default exists
 
     @property
     def front(self) -> tuple[int, int, int]:

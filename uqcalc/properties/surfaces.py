@@ -102,7 +102,7 @@ def _surface_basis(lattice: Atoms, indices: tuple[int, int, int]) -> np.ndarray:
         k1 = np.dot(p * (k * a1 - h * a2) + q * (l * a1 - h * a3), l * a2 - k * a3)
         k2 = np.dot(l * (k * a1 - h * a2) - k * (l * a1 - h * a3), l * a2 - k * a3)
         if abs(k2) > 1e-10:
-            i = -int(round(k1 / k2))
+            i = -int(round(k1 / k2))  # noqa: RUF046 (numpy floats)
             p, q = p + i * l, q - i * k
         a, b = ext_gcd(p * k + q * l, h)
         c1 = (p * k + q * l, -p * h, -q * h)
@@ -215,7 +215,7 @@ class SurfaceEnergy(FixedCell, StateProperty):
     def __post_init__(self):
         self.miller = _miller(self.miller)  # idempotent: "110" and (1, 1, 0) are the same surface
         if self.structure is not None or self.layers is None:
-            self.n_layers  # validates that a default exists
+            _ = self.n_layers  # validates that a default exists
 
     @property
     def n_layers(self) -> int:
