@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import SHARED_DATA
+
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
@@ -57,7 +59,17 @@ CHECKS = {
          " 'n': int(on_dask.n_members)}"),
         lambda v: v["same"] and v["failed"] == 0 and v["n"] == 8,
     ),
+    "06_uncertainty_of_ta06a.py": (
+        ("{'coverage': coverage['POPS about Ta06A'], 'a0': table[('a0', 'POPS')][0], 'lo': float(a0_lower),"
+         " 'hi': float(a0_upper), 'n': len(manifest['members']), 'd': float(meta['point_estimate_mahalanobis'])}"),
+        # POPS about Ta06A covers the rows that built it; Ta06A's own a0 (3.316 Å) inside its bounds
+        lambda v: (v["coverage"] >= 0.97 and v["lo"] <= v["a0"] <= v["hi"] and 3.30 < v["a0"] < 3.33
+                   and v["n"] == 8 and v["d"] > 10),
+    ),
 }
+
+# tutorials that read the public DFT sets of ../shared/data (skipped where it is absent)
+NEEDS_DATA = {"06_uncertainty_of_ta06a.py": "tantalum_thompson2015.extxyz.gz"}
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +113,11 @@ def test_committed_notebook_matches_source(name):
 
 @pytest.mark.parametrize("name", sorted(CHECKS))
 def test_tutorial(name, kernel_path, tmp_path, monkeypatch):
+    if name in NEEDS_DATA:
+        path = SHARED_DATA / NEEDS_DATA[name]
+        if not path.is_file():
+            pytest.skip(f"{path} not present")
+        monkeypatch.setenv("UQCALC_TA_DATA", str(path))
     monkeypatch.setenv("JUPYTER_PATH", str(kernel_path))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = jupytext.read(TUTORIALS / name)  # the source, not the committed .ipynb
