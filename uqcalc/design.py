@@ -38,6 +38,9 @@ __all__ = ["DEFAULT_WEIGHTS", "KINDS", "DesignMatrix"]
 
 KINDS = ("energy", "force", "stress")
 DEFAULT_WEIGHTS = {"energy": 1.0, "force": 1.0, "stress": 1.0}
+# how a stress row's weight is scaled: by (V/N)² (residuals as virial per atom, eV), or not
+# (weights per (eV/Å^3)², as FitSNAP-style inputs state them)
+STRESS_SCALES = ("virial_per_atom", "none")
 _SCHEMA = 1
 # metadata entries that say which training set a design is: a subset (select) must not inherit them
 _IDENTITY_KEYS = ("cache_key", "training_set_digest", "n_frames", "parent", "selection")
@@ -55,12 +58,17 @@ def _resolve_weights(weights: Mapping | None) -> dict:
                 groups[group] = {k: float(v) for k, v in per_kind.items()}
         elif key in KINDS:
             resolved[key] = float(value)
+        elif key == "stress_scale":
+            if value not in STRESS_SCALES:
+                raise ValueError(f"weights['stress_scale'] must be one of {STRESS_SCALES}, got {value!r}")
         else:
-            raise ValueError(f"unknown weights key {key!r}; use {KINDS} or 'groups'")
+            raise ValueError(f"unknown weights key {key!r}; use {KINDS}, 'groups' or 'stress_scale'")
     for key, value in resolved.items():
         if not value >= 0:
             raise ValueError(f"weights[{key!r}] must be >= 0, got {value}")
     resolved["groups"] = groups
+    if (weights or {}).get("stress_scale", STRESS_SCALES[0]) != STRESS_SCALES[0]:
+        resolved["stress_scale"] = weights["stress_scale"]  # only when not the default: cache keys stay
     return resolved
 
 
@@ -89,7 +97,8 @@ def _frame_block(atoms: Atoms, index: int, rows, weights: dict, energy_per_atom:
             stress = stress[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
         X.append(rows.stress)
         y.append(stress - rows.ref_stress)
-        w.append(np.full(6, per_kind["stress"] * (atoms.get_volume() / n) ** 2))
+        scale = (atoms.get_volume() / n) ** 2 if weights.get("stress_scale", STRESS_SCALES[0]) == STRESS_SCALES[0] else 1.0
+        w.append(np.full(6, per_kind["stress"] * scale))
         kind.append(["stress"] * 6)
     if not X:
         return {"X": np.zeros((0, rows.energy.shape[0])), "y": np.zeros(0), "w": np.zeros(0), "kind": []}
@@ -187,6 +196,8 @@ class DesignMatrix:
         weights
             Per-kind weights ``{"energy": 1, "force": 1, "stress": 1}`` and per-group
             overrides ``{"groups": {"surface": {"force": 0.1}}}``. A kind with weight 0 gets no rows.
+            ``"stress_scale": "none"`` applies the stress weight to (eV/Å^3)² residuals as is
+            (default ``"virial_per_atom"``: times (V/N)², see the module docstring).
         executor
             Any :class:`concurrent.futures.Executor` (process pool, dask ``Client.get_executor()``);
             workers receive the descriptor spec and chunks of frames. ``None`` builds serially.
