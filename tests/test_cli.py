@@ -70,7 +70,7 @@ def test_coverage_studies_reject_what_does_not_apply_in_one_line(tmp_path, capsy
     assert main(["coverage", "capacity_sweep", "--names", "a0"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == ["uqcalc: error: capacity_sweep takes no --names"]
     assert main(["coverage", "tungsten_teacher", "--data", "x.xyz"]) == 2
-    assert "--data applies to tungsten_dft only" in capsys.readouterr().err
+    assert "--data applies to tungsten_dft and heldout only" in capsys.readouterr().err
     absent = tmp_path / "absent.extxyz.gz"
     assert main(["coverage", "tungsten_dft", "--data", str(absent)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -103,3 +103,24 @@ def test_only_user_errors_become_one_line_messages(monkeypatch):
     monkeypatch.setattr(coverage, "run_teacher_study", broken)
     with pytest.raises(KeyError, match="internal lookup"):
         main(["demo"])
+
+
+def test_coverage_heldout_on_user_data(tmp_path, frames, capsys):
+    """`uqcalc coverage heldout`: the user's groups held out, tables and the parity figure written;
+    the held-out coverage reported is that of the fitted ensemble's bounds on those rows."""
+    data = [a.copy() for a in frames]
+    for i, atoms in enumerate(data):
+        atoms.info["group"] = "held" if i % 3 == 0 else "train"
+    write(tmp_path / "mine.xyz", data)
+    out = tmp_path / "ho"
+    assert main(["coverage", "heldout", "--data", str(tmp_path / "mine.xyz"), "--holdout", "held",
+                 "--descriptor", "pair", "--backends", "pops", "bayes", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "groups held held out" in text and "| POPS | exact | held | energy |" in text
+    assert (out / "coverage.md").is_file() and (out / "coverage_heldout_parity.png").is_file()
+    assert "## Per property" not in (out / "coverage.md").read_text()  # no property tables without properties
+    # the bad-input paths
+    assert main(["coverage", "heldout", "--data", str(tmp_path / "mine.xyz"), "--descriptor", "pair"]) == 2
+    assert "heldout needs --holdout" in capsys.readouterr().err
+    assert main(["coverage", "capacity_sweep", "--holdout", "held"]) == 2
+    assert "--holdout apply to `uqcalc coverage heldout` only" in capsys.readouterr().err

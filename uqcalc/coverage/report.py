@@ -125,9 +125,10 @@ class CoverageResults:
                  self.comparison_markdown(), ""]
         if self.heldout:
             parts += ["## Held-out configurations", "", self.heldout_markdown(), ""]
-        parts += ["## Per property", ""]
-        for name in self.backends:
-            parts += [self.backend_markdown(name), ""]
+        if self.records:  # a held-out-only study has no property tables
+            parts += ["## Per property", ""]
+            for name in self.backends:
+                parts += [self.backend_markdown(name), ""]
         parts += [(f"Wall time of this run: {self.meta.get('wall_s', float('nan')):.0f} s; computed in this run: "
                    f"{self.meta.get('counts')}.")]
         return "\n".join(parts)
@@ -172,7 +173,8 @@ class CoverageResults:
                 plot_property_errors,
             )
 
-            paths += plot_property_errors(self, out / f"{stem}_properties")
+            if self.records:
+                paths += plot_property_errors(self, out / f"{stem}_properties")
             if self.heldout:
                 paths += plot_heldout_parity(self, out / f"{stem}_heldout_parity")
             paths += plot_calibration(self, out / f"{stem}_calibration") or []
