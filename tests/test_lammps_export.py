@@ -100,3 +100,23 @@ def test_relative_paths_run_inside_the_folder(tmp_path, ta06a):
     text = (tmp_path / manifest["point"]["include"]).read_text()
     assert "pair_coeff * * snap Ta.snapcoeff Ta.snapparam Ta" in text
     assert str(tmp_path) not in text
+
+
+@pytest.mark.parametrize("quadratic", [False, True], ids=["linear", "quadratic"])
+def test_two_species_and_quadratic_snap_run_in_lammps(tmp_path, quadratic):
+    """Type order, per-species radii/weights and qSNAP's product coefficients as LAMMPS reads them."""
+    from uqcalc.datasets.lammps_calculator import LammpsPotential
+
+    snap = SNAP(species=["Mo", "Ta"], twojmax=2, rcutfac=4.5, radii=[0.5, 0.45], weights=[1.0, 0.9],
+                quadratic=quadratic,
+                reference={"pair_style": "zbl 3.5 4.2", "pair_coeff": ["1 1 42 42", "1 2 42 73", "2 2 73 73"]})
+    rng = np.random.default_rng(2)
+    theta = 0.01 * rng.normal(size=snap.n_params)
+    manifest = save_lammps(tmp_path, snap, theta, members=0)
+    atoms = _rattled()
+    atoms.symbols[::3] = "Mo"
+    a, b = atoms.copy(), atoms.copy()
+    a.calc = LammpsPotential(_pair_commands(tmp_path / manifest["point"]["include"]), ["Mo", "Ta"])
+    b.calc = LinearPotential(snap, theta)
+    assert a.get_potential_energy() == pytest.approx(b.get_potential_energy(), rel=1e-8, abs=1e-8)
+    np.testing.assert_allclose(a.get_forces(), b.get_forces(), rtol=1e-7, atol=1e-8)
