@@ -533,3 +533,14 @@ def test_fetch_pipeline_reproduces_shared_frames(wood, tmp_path, monkeypatch):
     finally:
         srv.close()
     assert len(frames) == len(subset) == 45
+
+
+@pytest.mark.skipif(not (SHARED / "tantalum_thompson2015.extxyz.gz").is_file(), reason="shared Ta data absent")
+def test_tantalum_source_pinned_to_shared_data():
+    """The Ta fetcher's pinned hash is that of the shared conversion; every stress group has its unit."""
+    frames = data.read(SHARED / "tantalum_thompson2015.extxyz.gz")
+    source = REGISTRY["tantalum-thompson2015"]
+    assert len(frames) == source.n_frames == 363
+    assert content_hash(frames) == source.content_sha256
+    assert {a.info["group"] for a in frames if "REF_stress" in a.info} <= set(source.stress_units)
+    assert source.subdir == "examples/Ta_Linear_JCP2014/JSON" and source.species == ("Ta",)

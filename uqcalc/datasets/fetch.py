@@ -129,6 +129,28 @@ register(
     )
 )
 
+register(
+    Source(
+        name="tantalum-thompson2015",
+        url=f"https://github.com/FitSNAP/FitSNAP/archive/{FITSNAP_COMMIT}.tar.gz",
+        subdir="examples/Ta_Linear_JCP2014/JSON",
+        # here the declared "bar" is right for every group (shared/data/README.md: work checks)
+        stress_units={g: "bar" for g in (
+            "Displaced_A15", "Displaced_BCC", "Displaced_FCC", "Elastic_BCC", "Elastic_FCC", "GSF_110",
+            "GSF_112", "Liquid", "Surface", "Volume_A15", "Volume_BCC", "Volume_FCC")},
+        species=("Ta",),
+        # content_hash() of shared/data/tantalum_thompson2015.extxyz.gz; the conversion was checked
+        # frame-for-frame on Surface/110_surface_nonrelax.json of that commit
+        content_sha256="2d5954603e005473fb6ca92405db903e96a195ba4c484eb216e4300690be20d5",
+        n_frames=363,
+        citation=(
+            "A. P. Thompson, L. P. Swiler, C. R. Trott, S. M. Foiles and G. J. Tucker, J. Comput. Phys. 285, "
+            "316 (2015); FitSNAP (github.com/FitSNAP/FitSNAP)"
+        ),
+        license="GPL-2.0 (FitSNAP repository)",
+    )
+)
+
 
 # --------------------------------------------------------------------------- hashing
 
