@@ -177,3 +177,18 @@ def test_cli_fit_from_a_fitsnap_input(tmp_path, ta_frames, ta_input, capsys):
     calc = UQCalculator.load(model)
     assert calc.descriptor.twojmax == 4 and calc.descriptor.rcutfac == 4.67637
     assert calc.descriptor.reference["pair_coeff"] == ["* * 73 73"]
+
+
+def test_cli_fit_equals_the_python_fit(tmp_path, ta_frames):
+    from uqcalc import UQCalculator
+    from uqcalc.backends import BayesianRidge
+
+    write(tmp_path / "ta.xyz", ta_frames)
+    assert main(["fit", str(tmp_path / "ta.xyz"), "--out", str(tmp_path / "m.npz"), "--reference", "Ta06A",
+                 "--twojmax", "4", "--backend", "bayes"]) == 0
+    cli_theta = UQCalculator.load(tmp_path / "m.npz").ensemble.theta
+    ta06a, _ = SNAP.from_lammps_potential("Ta06A")
+    snap = SNAP(species=["Ta"], twojmax=4, rcutfac=ta06a.rcutfac, rfac0=ta06a.rfac0, rmin0=ta06a.rmin0,
+                radii=ta06a.radii, weights=ta06a.weights, reference=ta06a.reference)
+    theta = BayesianRidge(random_state=0).fit(DesignMatrix.build(read(tmp_path / "ta.xyz"), snap, progress=False)).theta
+    np.testing.assert_allclose(cli_theta, theta, rtol=1e-12, atol=1e-14)
