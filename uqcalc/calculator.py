@@ -347,7 +347,11 @@ class UQCalculator(UncertaintyCalculator):
         Keyword arguments override the calculator options stored in the file
         (``bounds``, ``per_atom``, ...).
         """
-        ensemble = ParameterEnsemble.load(path)
+        try:
+            ensemble = ParameterEnsemble.load(path)
+        except FileFormatError as err:
+            raise FileFormatError(f"{path} is not a uqcalc model ({err}); write models with uqcalc.save_model "
+                                  "or `uqcalc fit`") from None
         spec = ensemble.metadata.get("descriptor")
         if not spec:
             raise FileFormatError(f"{path}: the ensemble has no descriptor spec (not a model file); "

@@ -13,12 +13,14 @@ import gzip
 import hashlib
 import io
 import json
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import ase.io
 import numpy as np
 from ase import Atoms
+from ase.io.formats import UnknownFileTypeError
 from ase.units import bar
 
 from .errors import InputError, MissingInputError
@@ -63,29 +65,55 @@ def _where(index: int, atoms: Atoms) -> str:
     return where
 
 
-def read(path: str | Path, index: str | int | slice = ":") -> list[Atoms]:
-    """Read an extxyz file (optionally gzip-compressed) into a list of frames.
+_EXTXYZ = (".xyz", ".extxyz")
 
-    A ``.gz`` file is decompressed into memory first: ASE's reader seeks backwards in
-    the stream for every frame, which is quadratic on gzip files (11.5 minutes for the
-    9,902-frame Wood W set, against about 2 s through memory).
+
+def read(path: str | Path, index: str | int | slice = ":", format: str | None = None) -> list[Atoms]:
+    """Read frames: extxyz (optionally gzip-compressed) or any format ASE reads.
+
+    A ``.xyz``/``.extxyz`` file (``.gz`` allowed) is read as extxyz; a ``.gz`` one is
+    decompressed into memory first: ASE's reader seeks backwards in the stream for every
+    frame, which is quadratic on gzip files (11.5 minutes for the 9,902-frame Wood W set,
+    against about 2 s through memory). Anything else (CIF, POSCAR, ASE trajectories, ...)
+    goes to :func:`ase.io.read`, which picks the format from the name or content.
 
     Parameters
     ----------
     path
-        ``.xyz``/``.extxyz`` file, optionally ending in ``.gz``.
+        The file.
     index
         Frames to read, as for :func:`ase.io.read` (default: all).
+    format
+        An ASE format name, overriding the choice above.
+
+    Raises
+    ------
+    MissingInputError
+        If the file does not exist.
+    InputError
+        In one line naming the file: a corrupt gzip stream, a format ASE does not know, or a
+        file that does not parse as its format.
     """
     path = Path(path)
     if not path.exists():
         raise MissingInputError(f"no such training file: {path}")
-    if path.suffix == ".gz":
-        with gzip.open(path, "rt") as handle:
-            text = handle.read()
-        frames = ase.io.read(io.StringIO(text), index=index, format="extxyz")
-    else:
-        frames = ase.io.read(path, index=index, format="extxyz")
+    inner = path.with_suffix("") if path.suffix == ".gz" else path
+    fmt = format or ("extxyz" if inner.suffix in _EXTXYZ else None)
+    try:
+        if path.suffix == ".gz" and fmt == "extxyz":
+            with gzip.open(path, "rt") as handle:
+                text = handle.read()
+            frames = ase.io.read(io.StringIO(text), index=index, format="extxyz")
+        else:
+            frames = ase.io.read(path, index=index, format=fmt)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+        raise InputError(f"{path}: not a valid gzip file ({err})") from None
+    except UnknownFileTypeError as err:
+        raise InputError(f"{path}: ASE does not recognise this file's format ({err}); pass an ASE format "
+                         "name, or convert it to extxyz") from None
+    except Exception as err:  # the parsers raise anything from ValueError to IndexError on bad input
+        raise InputError(f"{path}: could not be read as {fmt or 'the format ASE guessed'}: "
+                         f"{type(err).__name__}: {err}".splitlines()[0]) from None
     frames = frames if isinstance(frames, list) else [frames]
     for atoms in frames:
         if STRESS in atoms.info:
