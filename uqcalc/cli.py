@@ -243,7 +243,7 @@ def _heldout_study(args, out: Path, executor) -> str:
         raise InputError("heldout needs --holdout GROUP [GROUP ...]")
     if not Path(args.data).exists():
         raise MissingInputError(f"no such data file: {args.data}")
-    frames = read(args.data)
+    frames = read(args.data, labels=args.labels)
     setup = _fit_setup(args, frames)
     train, held = _split(frames, setup.holdout, args.data)
     backends = [_backend(name, args.seed) for name in (args.backends or ["pops", "bayes"])]
@@ -264,7 +264,7 @@ def _fit(args) -> None:
     from .data import read
     from .design import DesignMatrix
 
-    frames = read(args.training)
+    frames = read(args.training, labels=args.labels)
     setup = _fit_setup(args, frames)
     train, held = _split(frames, setup.holdout, args.training)
     design = DesignMatrix.build(train, setup.descriptor, weights=setup.weights, progress=True)
@@ -354,6 +354,8 @@ FIT_OPTIONS = ("fitsnap_input", "species", "reference", "rcutfac", "rfac0", "rmi
 
 
 def _add_fit_options(parser) -> None:
+    parser.add_argument("--labels", choices=["ref", "plain"], default="ref",
+                        help="where the DFT labels are: REF_* keys (default) or ASE's plain energy/forces/stress")
     parser.add_argument("--descriptor", choices=["snap", "pair"], default="snap")
     parser.add_argument("--fitsnap-input", default=None,
                         help="FitSNAP input file: [BISPECTRUM], [REFERENCE] and [GROUPS] weights (options below override)")

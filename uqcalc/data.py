@@ -38,6 +38,7 @@ __all__ = [
     "random_split",
     "read",
     "read_fitsnap",
+    "require_labels",
     "split_by_group",
     "validate",
     "write",
@@ -68,7 +69,8 @@ def _where(index: int, atoms: Atoms) -> str:
 _EXTXYZ = (".xyz", ".extxyz")
 
 
-def read(path: str | Path, index: str | int | slice = ":", format: str | None = None) -> list[Atoms]:
+def read(path: str | Path, index: str | int | slice = ":", format: str | None = None,
+         labels: str = "ref") -> list[Atoms]:
     """Read frames: extxyz (optionally gzip-compressed) or any format ASE reads.
 
     A ``.xyz``/``.extxyz`` file (``.gz`` allowed) is read as extxyz; a ``.gz`` one is
@@ -85,6 +87,11 @@ def read(path: str | Path, index: str | int | slice = ":", format: str | None = 
         Frames to read, as for :func:`ase.io.read` (default: all).
     format
         An ASE format name, overriding the choice above.
+    labels : {"ref", "plain"}
+        ``"ref"``: labels are ``REF_*`` keys (this package's convention). ``"plain"``: labels
+        are what ASE writes for a calculator (``energy``/``forces``/``stress``, read back as a
+        SinglePointCalculator, the usual way DFT data is stored); they are moved to ``REF_*``
+        and the calculator is dropped.
 
     Raises
     ------
@@ -111,14 +118,51 @@ def read(path: str | Path, index: str | int | slice = ":", format: str | None = 
     except UnknownFileTypeError as err:
         raise InputError(f"{path}: ASE does not recognise this file's format ({err}); pass an ASE format "
                          "name, or convert it to extxyz") from None
-    except Exception as err:  # the parsers raise anything from ValueError to IndexError on bad input
+    except Exception as err:  # noqa: BLE001 (the parsers raise anything from ValueError to IndexError)
         raise InputError(f"{path}: could not be read as {fmt or 'the format ASE guessed'}: "
                          f"{type(err).__name__}: {err}".splitlines()[0]) from None
     frames = frames if isinstance(frames, list) else [frames]
+    if labels not in ("ref", "plain"):
+        raise InputError(f"labels must be 'ref' or 'plain', got {labels!r}")
+    if labels == "plain":
+        frames = [_plain_to_ref(atoms) for atoms in frames]
     for atoms in frames:
         if STRESS in atoms.info:
             atoms.info[STRESS] = _as_voigt(np.asarray(atoms.info[STRESS], dtype=float))
     return frames
+
+
+def _plain_to_ref(atoms: Atoms) -> Atoms:
+    """Move a SinglePointCalculator's energy/forces/stress to the ``REF_*`` keys."""
+    results = dict(atoms.calc.results) if atoms.calc is not None else {}
+    atoms.calc = None
+    if "energy" in results:
+        atoms.info[ENERGY] = float(results["energy"])
+    if results.get("forces") is not None:
+        atoms.arrays[FORCES] = np.asarray(results["forces"], dtype=float)
+    if results.get("stress") is not None:
+        atoms.info[STRESS] = np.asarray(results["stress"], dtype=float)
+    return atoms
+
+
+def require_labels(frames: Sequence[Atoms]) -> None:
+    """Raise if training frames carry no ``REF_*`` labels, saying how to map plain ASE labels.
+
+    Raises
+    ------
+    DataError
+        If no frame has a label; the message names the first frame that has ASE's plain
+        ``energy``/``forces`` (a calculator) instead, and the option that maps them.
+    """
+    if not frames or any(ENERGY in a.info or FORCES in a.arrays or STRESS in a.info for a in frames):
+        return
+    for index, atoms in enumerate(frames):
+        plain = atoms.calc is not None and any(k in atoms.calc.results for k in ("energy", "forces"))
+        if plain or "energy" in atoms.info or "forces" in atoms.arrays:
+            raise DataError(f"{_where(index, atoms)}: labels are ASE's plain energy/forces (a calculator), not "
+                            f"{ENERGY}/{FORCES}: read with uqcalc.data.read(path, labels='plain') or "
+                            "pass --labels plain")
+    raise DataError(f"none of the {len(frames)} frames has a {ENERGY}, {FORCES} or {STRESS} label")
 
 
 def write(path: str | Path, frames: Iterable[Atoms]) -> None:

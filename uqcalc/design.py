@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -31,7 +32,15 @@ import numpy as np
 from ase import Atoms
 from tqdm.auto import tqdm
 
-from .data import ENERGY, FORCES, STRESS, frames_digest, group_of, validate
+from .data import (
+    ENERGY,
+    FORCES,
+    STRESS,
+    frames_digest,
+    group_of,
+    require_labels,
+    validate,
+)
 from .descriptors import Descriptor, worker_descriptor
 
 __all__ = ["DEFAULT_WEIGHTS", "KINDS", "DesignMatrix"]
@@ -213,7 +222,13 @@ class DesignMatrix:
         """
         frames = list(frames)
         validate(frames, species=getattr(descriptor, "species", None))
+        require_labels(frames)
         resolved = _resolve_weights(weights)
+        present = {group_of(a) for a in frames}
+        absent = sorted(set(resolved["groups"]) - present)
+        if absent:
+            warnings.warn(f"weights name groups that no frame has: {absent} (groups present: {sorted(present)})",
+                          stacklevel=2)
         spec = descriptor.spec()
         key = cls._cache_key(frames, spec, resolved, energy_per_atom)
         cache_path = None
@@ -257,6 +272,9 @@ class DesignMatrix:
                 "cache_key": key,
             },
         )
+        if 0 < design.n_rows < P:
+            warnings.warn(f"the design has {design.n_rows} rows for {P} parameters: the fit is underdetermined "
+                          "and only the prior (ridge) fixes the rest", stacklevel=2)
         if cache_path is not None:
             cache_path.parent.mkdir(parents=True, exist_ok=True)
             design.save(cache_path)
