@@ -14,7 +14,6 @@ from uqcalc.data import read, write
 from uqcalc.errors import InputError
 from uqcalc.score import score_frames
 
-from .conftest import SHARED_DATA
 from .models import labelled_frames
 
 
@@ -74,3 +73,38 @@ def test_score_of_predictions_matches_fit_holdout_report(tmp_path, capsys):
         inside = float(line.split("inside bounds")[1])
         assert rows[("held", kind)]["rmse"] == pytest.approx(rmse, rel=2e-3, abs=2e-6)  # 3 printed decimals
         assert rows[("held", kind)]["coverage"] == pytest.approx(inside, abs=0.006)
+
+
+def test_predict_plot_along_a_trajectory(tmp_path, capsys):
+    """A short MD run written as an ASE trajectory: per-frame values are the calculator's."""
+    import ase.io
+    from ase import units
+    from ase.md.verlet import VelocityVerlet
+
+    from uqcalc import UQCalculator
+    from uqcalc.trajectory import trajectory_uncertainty
+
+    frames = labelled_frames()
+    write(tmp_path / "train.xyz", frames)
+    model = tmp_path / "m.npz"
+    assert main(["fit", str(tmp_path / "train.xyz"), "--out", str(model), "--descriptor", "pair",
+                 "--backend", "bayes"]) == 0
+    calc = UQCalculator.load(model)
+    atoms = bulk("W", "bcc", a=3.18, cubic=True).repeat(2)
+    atoms.calc = calc
+    atoms.set_velocities(np.random.default_rng(0).normal(scale=0.02, size=(len(atoms), 3)))  # Å/(ASE time)
+    traj = []
+    md = VelocityVerlet(atoms, 2 * units.fs)
+    for _ in range(5):
+        md.run(2)
+        traj.append(atoms.copy())
+    ase.io.write(tmp_path / "md.traj", traj)
+    assert main(["predict", str(model), str(tmp_path / "md.traj"), "--out", str(tmp_path / "p.xyz"),
+                 "--plot", str(tmp_path / "md.png")]) == 0
+    assert (tmp_path / "md.png").is_file() and (tmp_path / "md.svg").is_file()
+    values = trajectory_uncertainty(read(tmp_path / "p.xyz"))
+    for k, frame in enumerate(traj):
+        frame.calc = calc
+        assert values["energy"][k] == pytest.approx(frame.get_potential_energy() / len(frame), rel=1e-10)
+        assert values["max_force_std"][k] == pytest.approx(np.linalg.norm(calc.results["forces_std"], axis=1).max(),
+                                                           rel=1e-6)

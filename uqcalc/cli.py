@@ -326,6 +326,10 @@ def _predict(args) -> None:
     else:
         ase.io.write(args.out, frames)
     print(f"predicted {len(frames)} frames -> {args.out}")
+    if args.plot:
+        from .trajectory import plot_trajectory
+
+        print(f"trajectory figure -> {plot_trajectory(frames, args.plot)}")
 
 
 def _score(args) -> None:
@@ -429,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
     pred.add_argument("frames", help="structures to predict (extxyz or any ASE-readable file)")
     pred.add_argument("--out", required=True, help="output extxyz with uq_* point estimates and *_std/_lower/_upper")
     pred.add_argument("--members", action="store_true", help="also store per-member values")
+    pred.add_argument("--plot", default=None, metavar="FILE.png",
+                      help="figure of E/atom with bounds and the largest force std per frame (trajectories)")
     pred.set_defaults(run=_predict)
 
     score = sub.add_parser("score", help="score stored uncertainties (uqcalc predict output) against REF_* labels")
