@@ -353,3 +353,26 @@ def test_store_reuses_on_matching_keys_and_recomputes_otherwise(tmp_path):
     (tmp_path / "a" / "y.json").unlink()  # a crash between the file and its key
     assert store.artifact("a/y.txt", "k", lambda: "refit", save, load) == ("refit", False)
     assert Store(None).record("r/x.json", "k1", compute)[1] is False  # no root: always computed
+
+
+def test_a_reference_that_cannot_relax_leaves_the_property_unscored(tmp_path):
+    """A phase unstable for the reference potential (diamond Mo, say) must not end the study."""
+    from uqcalc.properties import RelaxationError
+
+    class FailingReference:
+        key = "failing"
+
+        def value(self, prop):
+            if prop.name == "B":
+                raise RelaxationError("B/cell: relaxation (cell) not converged in 2000 steps")
+            return 1.0, {"source": "stand-in"}
+
+    descriptor, design = fitted_design()
+    CALLS.update(n=0, interrupt_on=None, kill_on=None)
+    study = _study(tmp_path, descriptor, design)
+    study.reference = FailingReference()
+    refs = study.references()
+    assert np.isnan(refs["B"]["value"]) and "reference failed: B/cell" in refs["B"]["source"]
+    assert refs["A"]["value"] == 1.0
+    results = study.run()
+    assert {r["property"] for r in results.records} == {"A", "B", "C"}

@@ -21,6 +21,7 @@ from ..design import DesignMatrix
 from ..ensemble import ParameterEnsemble
 from ..model import LinearModel
 from ..propagate import BoxCorners, Propagator, Resample, build_propagator
+from ..properties.base import RelaxationError
 from ._io import as_float
 from .metrics import interval_errors
 from .references import heldout_coverage
@@ -222,6 +223,11 @@ class CoverageStudy:
                     value, info = self.reference.value(prop)
                 except KeyError:
                     value, info = float("nan"), {"source": "none (no reference)"}
+                except RelaxationError as err:
+                    # the reference itself has no such state (a phase that is unstable for this
+                    # potential, say): the property is unscored, the study goes on
+                    value, info = float("nan"), {"source": f"none (reference failed: {str(err).splitlines()[0]})"}
+                    logger.warning("reference %s failed: %s", prop.name, err)
                 self.counts["references"] += 1
                 self._log("reference %s = %.6g %s", prop.name, value, prop.unit)
                 return {"value": value, "unit": prop.unit, **info}
