@@ -164,7 +164,8 @@ def test_suite_sets_per_structure():
                  "sia_formation_energy_100", "sia_formation_energy_octahedral", "dE_bcc", "K_Ic_111"]:
         assert name in fcc
     assert "dE_fcc" not in fcc and "sia_formation_energy_111" not in fcc
-    for name in ["gamma_basal", "gamma_prismatic", "sia_formation_energy_basal_split", "dE_fcc", "ca_hcp"]:
+    for name in ["gamma_basal", "gamma_prismatic", "sia_formation_energy_basal_split", "dE_fcc", "ca_hcp",
+                 "divacancy_binding_energy_basal", "divacancy_binding_energy_out_of_plane"]:
         assert name in hcp
     assert not any(n.startswith(("C11", "K_Ic")) for n in hcp)  # cubic-only properties
     assert all(p.symbol == "Mg" for p in suite("Mg"))

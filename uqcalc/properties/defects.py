@@ -254,7 +254,9 @@ class DivacancyBindingEnergy(_PointDefect):
     """Divacancy binding energy ``E_b = 2 E_f(v) - E_f(2v) = 2E(N-1) - E(N-2) - E_bulk(N)`` (eV).
 
     Positive means bound (attractive). ``neighbor`` selects the 1NN (a/2<111>, 2.75 Å) or
-    2NN (a<100>, 3.18 Å) pair of sites. The bulk coefficient is exactly −1:
+    2NN (a<100>, 3.18 Å) pair of sites (fcc: a/2<110>, a<100>). In hcp both are nearest
+    neighbours (the shells coincide at ideal c/a): 1 is the in-plane pair (name suffix
+    ``basal``), 2 the pair across the basal plane (``out_of_plane``). The bulk coefficient is exactly −1:
     ``2(N-1)/N - (N-2)/N = 1``.
 
     Parameters
@@ -273,7 +275,12 @@ class DivacancyBindingEnergy(_PointDefect):
             raise ValueError(f"neighbor must be 1 or 2, got {self.neighbor!r}")
 
     def _default_name(self) -> str:
-        return f"divacancy_binding_energy_{self.neighbor}nn"
+        return f"divacancy_binding_energy_{self._pair_label()}"
+
+    def _pair_label(self) -> str:
+        if self.crystal == "hcp":
+            return "basal" if self.neighbor == 1 else "out_of_plane"
+        return f"{self.neighbor}nn"
 
     def states(self) -> list[State]:
         a0, covera = self.cell_lattice()
@@ -287,7 +294,7 @@ class DivacancyBindingEnergy(_PointDefect):
         mode = self._modes()[0]
         return [
             State("vacancy", vacancy, mode, 2.0),
-            State(f"divacancy_{self.neighbor}nn", divacancy, mode, -1.0),
+            State(f"divacancy_{self._pair_label()}", divacancy, mode, -1.0),
             self._bulk_state(-1.0),
         ]
 
