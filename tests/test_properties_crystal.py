@@ -191,3 +191,19 @@ def test_ta_suite_has_no_tungsten_in_it():
     assert all(p.symbol == "Ta" for p in props)
     assert all(p.crystal == "bcc" for p in props)
     assert all(p.lattice_constant is None for p in props if isinstance(p, FixedCell))
+
+
+@pytest.mark.parametrize(("symbol", "structure", "a"), [("Ta", "bcc", 3.32), ("Cu", "fcc", 3.61), ("Mg", "hcp", 3.21)])
+def test_every_state_of_a_suite_is_made_of_its_element(symbol, structure, a):
+    """States are what implicit propagation and box corners evaluate: a tungsten cell hiding in
+    a Ta suite (as the unstable-fault states once were) would propagate the wrong material."""
+    for prop in suite(symbol, structure, quick=True, lattice_constant=a):
+        if not getattr(prop, "combines_states", False):
+            continue
+        for state in prop.states() or []:  # None: states found with a calculator (the NEB saddle)
+            assert set(state.atoms.get_chemical_symbols()) == {symbol}, (prop.name, state.name)
+    from uqcalc.properties import GSFCurve
+
+    if structure != "hcp":
+        curve = GSFCurve(symbol=symbol, structure=structure, lattice_constant=a)
+        assert all(p.symbol == symbol and p.crystal == structure for p in curve.points())

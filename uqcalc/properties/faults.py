@@ -272,6 +272,7 @@ class UnstableStackingFaultEnergy(StackingFaultEnergy):
         return StackingFaultEnergy(
             plane=self.fault_plane, shift=self.state_shift, layers=self.layers, repeat=self.repeat,
             vacuum=self.vacuum, lattice_constant=self.lattice_constant, relaxed=self.relaxed,
+            symbol=self.symbol, structure=self.structure, covera=self.covera,
         ).states()
 
     def _gamma(self, calc: Calculator, shift: float, perfect_energy: float, area: float) -> float:
@@ -362,6 +363,7 @@ class GSFCurve(_FaultSettings, Property):
             StackingFaultEnergy(
                 plane=self.fault_plane, shift=s, layers=self.layers, repeat=self.repeat, vacuum=self.vacuum,
                 lattice_constant=self.lattice_constant, relaxed=self.relaxed, fmax=self.fmax, steps=self.steps,
+                symbol=self.symbol, structure=self.structure, covera=self.covera,
             )
             for s in self.shifts
         ]
