@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
+from ..datasets.perturb import rattled, scaled, strained
 from ..properties.crystal import (
     STRUCTURES,
     ground_state,
@@ -80,28 +81,6 @@ def wheel_teacher(name: str):
     return factory, snap, theta, symbol, structure
 
 
-def _strain(atoms: Atoms, voigt) -> Atoms:
-    e = np.array([[voigt[0], voigt[5] / 2, voigt[4] / 2], [voigt[5] / 2, voigt[1], voigt[3] / 2],
-                  [voigt[4] / 2, voigt[3] / 2, voigt[2]]])
-    out = atoms.copy()
-    out.set_cell(atoms.cell[:] @ (np.eye(3) + e), scale_atoms=True)
-    return out
-
-
-def _scaled(atoms: Atoms, volume_ratio: float) -> Atoms:
-    return _strain(atoms, [volume_ratio ** (1 / 3) - 1] * 3 + [0, 0, 0])
-
-
-def _rattled(atoms: Atoms, rng, sigma: float, d_min: float) -> Atoms:
-    """Gaussian displacements, redrawn until no pair is closer than ``d_min`` (Å)."""
-    for _ in range(200):
-        out = atoms.copy()
-        out.positions += rng.normal(scale=sigma, size=out.positions.shape)
-        if len(out) < 2 or out.get_all_distances(mic=True)[np.triu_indices(len(out), 1)].min() >= d_min:
-            return out
-    raise RuntimeError(f"could not rattle by {sigma} Å keeping pairs ≥ {d_min} Å")
-
-
 def _void(atoms: Atoms, cells: int = 3) -> np.ndarray:
     """The point farthest from every atom on a grid over one repeat unit of a ``cells``³
     supercell (the octahedral void of bcc and fcc, the largest hcp void)."""
@@ -130,12 +109,12 @@ def wheel_training_set(calc, symbol: str, structure: str, size: str = "small", s
     cell = unit_cell(symbol, structure, a0, covera)
     sc = supercell(symbol, structure, a0, 3, covera)
     groups: dict[str, list[Atoms]] = {
-        "eos": [_scaled(cell, r) for r in np.linspace(0.90, 1.10, 14 * k + 1)],
-        "strain": [_strain(cell, rng.uniform(-0.015, 0.015, 6)) for _ in range(40 * k)],
-        "rattle": [_rattled(_scaled(sc, rng.uniform(0.97, 1.03)), rng, s, d_min)
+        "eos": [scaled(cell, r) for r in np.linspace(0.90, 1.10, 14 * k + 1)],
+        "strain": [strained(cell, rng.uniform(-0.015, 0.015, 6)) for _ in range(40 * k)],
+        "rattle": [rattled(scaled(sc, rng.uniform(0.97, 1.03)), rng, s, d_min)
                    for s in np.tile([0.02, 0.05, 0.10, 0.15], 4 * k)],
         # σ in units of the nearest-neighbour distance (W: 0.16–0.25 Å)
-        "hot": [_rattled(_scaled(sc, rng.uniform(0.90, 1.10)), rng, rng.uniform(0.06, 0.09) * nn, 0.6 * nn)
+        "hot": [rattled(scaled(sc, rng.uniform(0.90, 1.10)), rng, rng.uniform(0.06, 0.09) * nn, 0.6 * nn)
                 for _ in range(8 * k)],
     }
     v0 = cell.get_volume() / len(cell)
@@ -146,15 +125,15 @@ def wheel_training_set(calc, symbol: str, structure: str, size: str = "small", s
         a_other = (v0 * len(base) / base.get_volume()) ** (1 / 3)
         phase = unit_cell(symbol, other, a_other)
         n = 8 * k + 1 if k > 1 else 9
-        groups[f"phase_{other}"] = [_scaled(phase, r) for r in np.linspace(0.92, 1.08, n)]
+        groups[f"phase_{other}"] = [scaled(phase, r) for r in np.linspace(0.92, 1.08, n)]
     for miller, layers in LAYERS_BY_STRUCTURE[structure].items():
         top = slab(miller, layers, a0, 12.0, symbol, structure, covera)
         top = top.repeat((2, 2, 1)) if len(top) < 16 else top
         name = "surface_" + "".join(str(i) for i in miller)
-        groups[name] = [_rattled(top, rng, s, d_min) for s in np.linspace(0.02, 0.10, 5 * k)]
+        groups[name] = [rattled(top, rng, s, d_min) for s in np.linspace(0.02, 0.10, 5 * k)]
     vac = sc.copy()
     del vac[0]
-    groups["vacancy"] = [_rattled(_scaled(vac, rng.uniform(0.985, 1.015)), rng, s, d_min)
+    groups["vacancy"] = [rattled(scaled(vac, rng.uniform(0.985, 1.015)), rng, s, d_min)
                          for s in np.tile([0.02, 0.05, 0.08, 0.12], 2 * k)]
     site = _void(sc)
     inter = sc + Atoms(symbol, positions=[site])
@@ -163,7 +142,7 @@ def wheel_training_set(calc, symbol: str, structure: str, size: str = "small", s
     dist = np.linalg.norm(vectors, axis=1)
     close = dist < 0.8 * nn
     inter.positions[: len(sc)][close] += vectors[close] * (0.8 * nn / dist[close] - 1)[:, None]
-    groups["interstitial"] = [_rattled(inter, rng, s, 0.6 * nn) for s in np.tile([0.02, 0.05, 0.08, 0.10], 2 * k)]
+    groups["interstitial"] = [rattled(inter, rng, s, 0.6 * nn) for s in np.tile([0.02, 0.05, 0.08, 0.10], 2 * k)]
 
     frames = []
     for group, atoms_list in groups.items():

@@ -125,6 +125,13 @@ def _comment_lines(comment: str | None) -> list[str]:
     return [f"# {line}".rstrip() for line in (comment or "").splitlines()]
 
 
+def _write(path: str | Path, comment: str | None, body: list[str]) -> Path:
+    """The units header, the comment lines, then ``body``, one item per line."""
+    path = Path(path)
+    path.write_text("\n".join([_HEADER, *_comment_lines(comment), *body]) + "\n")
+    return path
+
+
 def write_snapparam(path: str | Path, snap, comment: str | None = None) -> Path:
     """Write the ``.snapparam`` file of a SNAP descriptor.
 
@@ -143,8 +150,7 @@ def write_snapparam(path: str | Path, snap, comment: str | None = None) -> Path:
     Path
         ``path``.
     """
-    lines = [_HEADER, *_comment_lines(comment)]
-    lines += [
+    return _write(path, comment, [
         f"rcutfac {snap.rcutfac!r}",
         f"twojmax {snap.twojmax}",
         f"rfac0 {snap.rfac0!r}",
@@ -152,10 +158,7 @@ def write_snapparam(path: str | Path, snap, comment: str | None = None) -> Path:
         f"bzeroflag {int(snap.bzeroflag)}",
         f"quadraticflag {int(snap.quadratic)}",
         f"switchflag {int(snap.switchflag)}",
-    ]
-    path = Path(path)
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    ])
 
 
 def write_snapcoeff(path: str | Path, snap, theta, comment: str | None = None) -> Path:
@@ -192,14 +195,12 @@ def write_snapcoeff(path: str | Path, snap, theta, comment: str | None = None) -
     if not np.all(np.isfinite(theta)):
         raise ValueError("theta has non-finite entries")
     per = 1 + snap.ncoeff
-    lines = [_HEADER, *_comment_lines(comment), f"{len(snap.species)} {per}"]
+    lines = [f"{len(snap.species)} {per}"]
     for t, symbol in enumerate(snap.species):
         # LAMMPS reads the element line as exactly three words, then one value per line
         lines.append(f"{symbol} {snap.radii[t]!r} {snap.weights[t]!r}")
         lines += [repr(float(v)) for v in theta[t * per : (t + 1) * per]]
-    path = Path(path)
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return _write(path, comment, lines)
 
 
 def _reference_commands(snap) -> tuple[list[str], list[str]]:
