@@ -18,7 +18,11 @@ def test_fcc_training_set_from_zuo_copper():
     assert (symbol, structure) == ("Cu", "fcc")
     frames = wheel_training_set(factory(), symbol, structure, seed=1)
     groups = {f.info["group"] for f in frames}
-    assert {"surface_100", "surface_110", "surface_111", "phase_bcc", "phase_hcp", "vacancy", "interstitial"} <= groups
+    assert {"surface_100", "surface_110", "surface_111", "phase_bcc", "phase_hcp", "vacancy", "interstitial",
+            "gsf_111"} <= groups
+    # fault frames are labelled with the full forces, not the fault relaxation's z-projection
+    gsf = [f for f in frames if f.info["group"] == "gsf_111"]
+    assert not gsf[0].constraints and np.abs(gsf[0].arrays["REF_forces"][:, :2]).max() > 1e-3
     assert all(set(f.get_chemical_symbols()) == {"Cu"} for f in frames)
     for f in frames:
         assert np.isfinite(f.info["REF_energy"]) and np.all(np.isfinite(f.arrays["REF_forces"]))

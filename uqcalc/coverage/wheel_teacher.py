@@ -22,6 +22,9 @@ rattle          16 / 64      supercell (bcc/fcc 3³, hcp 3³ orthohexagonal), ra
 hot             8 / 32       same supercell, V/V0 0.90–1.10, rattle 0.06–0.09 nn (nearest-neighbour distance)
 phase_<s>       9 / 25       the other two of bcc/fcc/hcp, volume ±8 % around V0
 surface_<hkl>   5 / 20       each surface of the structure's suite, rattled 0.02–0.10 Å
+gsf_<plane>     8 / 32       cubic only: 12-plane fault slabs of each fault plane of the suite (bcc
+                             {110} and {112}, fcc {111}), upper half shifted 0.05–0.95 b, rattled
+                             0.02 Å (the stacking-fault entries interpolate, as in the W set)
 vacancy         8 / 32       supercell minus one atom, rattled
 interstitial    8 / 32       supercell plus one atom at its largest void, neighbours pushed out
                              to 0.8 nn, rattled
@@ -49,6 +52,7 @@ from ..properties.crystal import (
     supercell,
     unit_cell,
 )
+from ..properties.faults import FAULT_PLANES, fault_slab
 from ..properties.surfaces import LAYERS_BY_STRUCTURE, slab
 from .references import CalculatorReference
 from .teacher import teacher_backends
@@ -131,6 +135,12 @@ def wheel_training_set(calc, symbol: str, structure: str, size: str = "small", s
         top = top.repeat((2, 2, 1)) if len(top) < 16 else top
         name = "surface_" + "".join(str(i) for i in miller)
         groups[name] = [rattled(top, rng, s, d_min) for s in np.linspace(0.02, 0.10, 5 * k)]
+    for plane in FAULT_PLANES.get(structure, {}):
+        faults = [fault_slab(plane, shift, 12, (2, 2), 12.0, a0, symbol, structure)
+                  for shift in np.linspace(0.05, 0.95, 8 * k)]
+        for fault in faults:
+            del fault.constraints  # the labels are the full forces, not the relaxation's projection
+        groups[f"gsf_{plane}"] = [rattled(f, rng, 0.02, d_min) for f in faults]
     vac = sc.copy()
     del vac[0]
     groups["vacancy"] = [rattled(scaled(vac, rng.uniform(0.985, 1.015)), rng, s, d_min)
