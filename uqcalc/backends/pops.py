@@ -22,8 +22,10 @@ projection pass each cost ~2NP² flops (the last 2NPR).
 
 Which rows build the box matters as much as the formula (``METHODS.md`` §3): a correction has
 C-norm |e_n|/√h_n, so low-leverage rows with finite residuals inflate the box. Row selection is
-explicit (``row_kinds``, ``leverage_percentile``, ``min_residual``, ``percentile_clipping``) and
-:meth:`POPS.select` chooses it on held-out rows (the study itself is :mod:`.selection`).
+explicit (``row_kinds``, ``leverage_percentile``, ``min_residual``, ``percentile_clipping``);
+:meth:`POPS.calibrate` chooses it together with a box scale on held-out configurations
+(:mod:`.calibration`), :meth:`POPS.select` the selection alone (:mod:`.selection`), and
+:meth:`POPS.diagnose` shows which rows set the box (:mod:`.box_diagnostics`).
 
 The module stays at ~450 lines because the four passes share one ridge state (θ̄, C⁻¹, h, e)
 and the row mask; split further they would pass that state across modules for no gain.
@@ -40,7 +42,7 @@ from scipy.linalg import eigh
 
 from ..design import KINDS
 from ..ensemble import _SAMPLERS, ParameterEnsemble
-from . import selection
+from . import box_diagnostics, calibration, selection
 from .base import Backend, check_theta
 from .bayes import EVIDENCE, evidence_ridge, gram_eigh, n_effective_rows
 from .params import Interval, Options, RandomStateLike, Satisfies, fill_doc
@@ -175,6 +177,10 @@ class POPS(Backend):
         rows have 0 < h_n < 1. ≥ 0.
     mode_threshold : float
         τ in [0, 1): keep box axes with TᵀT eigenvalue > τ·max (τ ≥ 1 would keep none).
+    box_scale : float
+        s > 0: the box limits (hypercube) or the corrections (ensemble) are multiplied by s
+        about the point estimate, θ̄ + s·U z. 1 is the method as published; :meth:`calibrate`
+        chooses s on held-out configurations.
     ridge : float or None
         C = XᵀWX + ridge·I, ridge ≥ 0. None: λ/α of the evidence fit (the hyperparameters
         below, :func:`~uqcalc.backends.bayes.evidence_ridge`). With a given ridge, α is
@@ -212,6 +218,7 @@ class POPS(Backend):
         "min_leverage": [_NONNEGATIVE],
         # τ ≥ 1 keeps no axis (eigenvalue > τ·max never holds): a zero-width box, always a mistake
         "mode_threshold": [Interval(Real, 0, 1, closed="left")],
+        "box_scale": [Interval(Real, 0, None, closed="neither")],
         "ridge": [_NONNEGATIVE, None],
         **EVIDENCE.constraints,
         "chunk_rows": [Interval(Integral, 1, None, closed="left")],
@@ -230,6 +237,7 @@ class POPS(Backend):
         min_residual: float = 0.0,
         min_leverage: float = 1e-12,
         mode_threshold: float = 1e-8,
+        box_scale: float = 1.0,
         ridge: float | None = None,
         alpha_1: float = EVIDENCE.alpha_1, alpha_2: float = EVIDENCE.alpha_2,
         lambda_1: float = EVIDENCE.lambda_1, lambda_2: float = EVIDENCE.lambda_2,
@@ -421,6 +429,7 @@ class POPS(Backend):
         }
         if self.posterior == "hypercube":
             U, lower, upper, _, evals = self._box(design, kept, state)
+            lower, upper = self.box_scale * lower, self.box_scale * upper
             box = ParameterEnsemble(state.theta, axes=U, lower=lower, upper=upper)
             n = K if self.n_members is None else int(self.n_members)
             members = box.sample_box(n, rng, self.sampler)
@@ -443,13 +452,15 @@ class POPS(Backend):
             chosen[np.sort(rng.choice(kept_idx, int(self.n_members), replace=False))] = True
         else:
             chosen = kept
+        s = float(self.box_scale)
         blocks = [
-            state.theta + scale[:, None] * (Xk @ state.Cinv)
+            state.theta + (s * scale)[:, None] * (Xk @ state.Cinv)
             for _, Xk, scale in self._kept_chunks(design, chosen, state, chunk)
         ]
         members = np.concatenate(blocks) if blocks else np.zeros((0, P))
         meta = self._metadata(design, **meta_common)
-        return ParameterEnsemble(state.theta, members=members, covariance=G / K + state.bayes_cov, metadata=meta)
+        return ParameterEnsemble(state.theta, members=members, covariance=s * s * G / K + state.bayes_cov,
+                                 metadata=meta)
 
     # -- row-selection study (in .selection) ------------------------------------------------
 
@@ -488,3 +499,52 @@ class POPS(Backend):
         """
         return selection.select(self, design, validation_design, candidates, target_coverage, validation_kinds,
                                 theta=theta)
+
+    def diagnose(self, design, *, theta=None) -> box_diagnostics.BoxDiagnostics:
+        """Which training rows set each axis of the box, and their share of a prediction's width.
+
+        Refits the hypercube on ``design`` (with ``theta`` as in :meth:`fit`) and returns a
+        :class:`~uqcalc.backends.box_diagnostics.BoxDiagnostics`: per axis the rows (kind, group,
+        configuration, leverage, residual) that set its lower and upper limit;
+        ``.width_contributions(x)`` / ``.summary(x)`` / ``.plot(x)`` split the exact width of a
+        prediction x among them.
+        """
+        return box_diagnostics.diagnose(self, design, theta=theta)
+
+    def calibrate(
+        self,
+        train_design,
+        validation_design,
+        target: float = 0.95,
+        candidates: list[dict] | None = None,
+        kinds=("energy", "force"),
+        tolerance: dict | None = None,
+        max_scale: float = 100.0,
+        *,
+        theta=None,
+    ) -> tuple[POPS, calibration.CalibrationReport]:
+        """Calibrated POPS: row selection and box scale chosen on validation configurations.
+
+        For each candidate row selection (``candidates``, default :meth:`default_candidates`)
+        the box is fitted on ``train_design`` and scaled about the point estimate by the
+        smallest factor at which the coverage of every scored row kind of
+        ``validation_design`` reaches ``target`` (within each kind's noise floor
+        ``tolerance``, default :data:`uqcalc.coverage.metrics.NOISE_FLOOR`); the candidate
+        whose scaled intervals are narrowest (mean width over validation RMSE, averaged over
+        kinds) wins. ``validation_design`` must hold configurations of groups left out of the
+        training set (``uqcalc.data.split_by_group``), never the properties that are scored
+        later. When no candidate reaches the target within ``max_scale`` a RuntimeWarning
+        says so and the best achievable is returned with its coverage in the report.
+        Method and limits: :mod:`uqcalc.backends.calibration`, ``docs/pops_calibration.md``.
+
+        Returns
+        -------
+        pops : POPS
+            A new unfitted POPS with the chosen settings and ``box_scale``:
+            ``pops.fit(train_design)`` gives the calibrated ensemble.
+        report : CalibrationReport
+            Every candidate's scale, coverage (scaled and at scale 1), widths and score;
+            ``report.reached``, ``report.chosen``, ``report.to_markdown()``.
+        """
+        return calibration.calibrate(self, train_design, validation_design, target, candidates, kinds, tolerance,
+                                     max_scale, theta=theta)

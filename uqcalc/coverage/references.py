@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ._io import clean
-from .metrics import grouped_summary
+from .metrics import grouped_summary, noise_floor
 
 __all__ = ["CalculatorReference", "TableReference", "heldout_coverage", "teacher_reference"]
 
@@ -128,6 +128,7 @@ def heldout_coverage(ensemble, design, bounds: str | None = None, z: float = 2.0
     -------
     dict
         :func:`~uqcalc.coverage.metrics.grouped_summary` by ``group`` and ``kind`` (and crossed),
+        with the noise floor :data:`~uqcalc.coverage.metrics.NOISE_FLOOR` of each row kind,
         plus ``bounds``, ``n_members`` and, for the parity plot, the energy rows
         (``energy``: reference, point, lower, upper, group).
     """
@@ -135,7 +136,7 @@ def heldout_coverage(ensemble, design, bounds: str | None = None, z: float = 2.0
         bounds = "exact" if ensemble.has_box else "sampled"
     pred = ensemble.predict(design.X, bounds=bounds, z=z, return_members=False)
     summary = grouped_summary(pred.mean, pred.lower, pred.upper, design.y, pred.std,
-                              group=design.group, kind=design.kind)
+                              tolerance=noise_floor(design.kind), group=design.group, kind=design.kind)
     e = design.kind == "energy"
     summary["bounds"] = pred.bounds
     summary["n_members"] = int(ensemble.n_members)

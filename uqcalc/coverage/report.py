@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ._io import as_float, clean, write_json
-from .metrics import summarize
+from .metrics import NOISE_FLOOR, summarize
 
 __all__ = ["CoverageResults"]
 
@@ -24,6 +24,12 @@ _CSV_FIELDS = ["backend", "property", "unit", "method", "n_members", "bounds", "
 def _f(v, fmt=".4g") -> str:
     v = as_float(v) if v is None or isinstance(v, (int, float, np.floating)) else v
     return "–" if isinstance(v, float) and not np.isfinite(v) else format(v, fmt)
+
+
+def _ratios(s: dict) -> str:
+    """abs(err)/(U−L) as mean · ratio of means · median (the mean alone is ruled by its largest terms)."""
+    return " · ".join(_f(s.get(k), ".3f") for k in ("mean_abs_error_over_width", "mean_abs_error_over_mean_width",
+                                                       "median_abs_error_over_width"))
 
 
 @dataclasses.dataclass
@@ -67,7 +73,7 @@ class CoverageResults:
 
     def comparison_markdown(self) -> str:
         """One row per backend: property coverage next to width, and held-out configuration coverage."""
-        lines = [("| backend | settings chosen | bounds | property coverage | mean abs(err)/(U−L) "
+        lines = [("| backend | settings chosen | bounds | property coverage | abs(err)/(U−L): mean · ratio of means · median "
                   "| median half-width/abs(err) | mean abs(err)/σ | miscal. area | held-out E coverage "
                   "| held-out E abs(err)/(U−L) | held-out F coverage | held-out F abs(err)/(U−L) |"),
                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -79,10 +85,10 @@ class CoverageResults:
                 info["bounds"], "member min/max")
             lines.append(
                 f"| {name} | {info['chosen']} | {b} | {_f(s.get('coverage'), '.2f')} ({s['n']}) "
-                f"| {_f(s.get('mean_abs_error_over_width'), '.3f')} | {_f(s.get('median_half_width_over_abs_error'), '.2f')} "
+                f"| {_ratios(s)} | {_f(s.get('median_half_width_over_abs_error'), '.2f')} "
                 f"| {_f(s.get('mean_abs_error_over_std'), '.2f')} | {_f(s.get('miscalibration_area'), '.2f')} "
-                f"| {_f(he.get('coverage'), '.2f')} | {_f(he.get('mean_abs_error_over_width'), '.3f')} "
-                f"| {_f(hf.get('coverage'), '.2f')} | {_f(hf.get('mean_abs_error_over_width'), '.3f')} |")
+                f"| {_f(he.get('coverage'), '.2f')} | {_ratios(he)} "
+                f"| {_f(hf.get('coverage'), '.2f')} | {_ratios(hf)} |")
         return "\n".join(lines)
 
     def backend_markdown(self, backend: str) -> str:
@@ -102,21 +108,27 @@ class CoverageResults:
                 f"| {_f(r['high_error'], '+.3g')} | {'yes' if r['bracketed'] else '**no**'} | {len(r['flags'])} |")
         s = self.summary(backend)
         lines += ["", (f"coverage {_f(s.get('coverage'), '.2f')} of {s['n']} (violation rate "
-                  f"{_f(s.get('violation_rate'), '.2f')}); mean |err|/(U−L) {_f(s.get('mean_abs_error_over_width'), '.3f')}; "
+                  f"{_f(s.get('violation_rate'), '.2f')}); |err|/(U−L) mean · ratio of means · median {_ratios(s)}; "
                   f"median half-width/|err| {_f(s.get('median_half_width_over_abs_error'), '.2f')}; "
                   f"mean |err|/σ {_f(s.get('mean_abs_error_over_std'), '.2f')}")]
         return "\n".join(lines)
 
     def heldout_markdown(self) -> str:
         """Configuration-level coverage per backend × held-out group × row kind."""
-        lines = ["| backend | bounds | group | row kind | n | coverage | mean abs(err)/(U−L) | median half-width/abs(err) |",
-                 "|---|---|---|---|---|---|---|---|"]
+        lines = ["| backend | bounds | group | row kind | n | coverage | mean abs(err)/(U−L) | mean abs(err)/mean(U−L) "
+                 "| median abs(err)/(U−L) | median half-width/abs(err) |",
+                 "|---|---|---|---|---|---|---|---|---|---|"]
         for name, h in self.heldout.items():
             for gk, s in h.get("group×kind", {}).items():
                 g, k = gk.split("|")
                 lines.append(f"| {name} | {h.get('bounds')} | {g} | {k} | {s['n']} | {_f(s.get('coverage'), '.2f')} "
                              f"| {_f(s.get('mean_abs_error_over_width'), '.3f')} "
+                             f"| {_f(s.get('mean_abs_error_over_mean_width'), '.3f')} "
+                             f"| {_f(s.get('median_abs_error_over_width'), '.3f')} "
                              f"| {_f(s.get('median_half_width_over_abs_error'), '.2f')} |")
+        lines += ["", ("Held-out rows count as bracketed within a noise floor of "
+                       + ", ".join(f"{v:.3g} ({k})" for k, v in NOISE_FLOOR.items())
+                       + " in the design's units (eV/atom, eV/Å, eV/Å³); the width ratios use U − L + 2·floor.")]
         return "\n".join(lines)
 
     def to_markdown(self, title: str = "Coverage study") -> str:
