@@ -27,8 +27,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tantalum_thompson2015.extxyz.gz"
 TEST = ["Liquid", "Surface", "GSF_112"]
 CALIBRATION = ["GSF_110", "Displaced_A15"]

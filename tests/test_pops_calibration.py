@@ -81,7 +81,7 @@ def test_calibration_on_a_held_out_group_split():
     rng = np.random.default_rng(2)
     train = toy(300, rng, -1.0, 0.6, "inner")
     valid = toy(200, rng, 0.6, 0.8, "edge")
-    pops, report = POPS(random_state=0).calibrate(train, valid, target=0.95)
+    pops, _ = POPS(random_state=0).calibrate(train, valid, target=0.95)
     pred = pops.fit(train).predict(valid.X, return_members=False)
     covered = np.mean((pred.lower - 1e-4 <= valid.y) & (valid.y <= pred.upper + 1e-4))
     assert covered >= 0.95
@@ -101,7 +101,7 @@ def test_unreachable_target_is_reported_not_hidden():
                          kind=np.r_[valid.kind, stuck.kind], config=np.r_[valid.config, stuck.config],
                          group=np.r_[valid.group, stuck.group])
     with pytest.warns(RuntimeWarning, match="no candidate reaches coverage 0.95.*frozen 40"):
-        pops, report = POPS(random_state=0).calibrate(train, valid, target=0.95)
+        _, report = POPS(random_state=0).calibrate(train, valid, target=0.95)
     assert not report.reached
     assert report.chosen["coverage_cap"]["energy"] == pytest.approx(0.8)
     assert report.chosen["coverage"]["energy"] < 0.95
@@ -137,7 +137,7 @@ def test_diagnose_finds_the_rows_that_set_each_axis():
     ens = pops.fit(design)
     np.testing.assert_allclose(diag.lower, ens.lower)
     np.testing.assert_allclose(diag.upper, ens.upper)
-    T, h, e = pops_corrections(design, ens.theta, ens.metadata["ridge"])
+    T, h, _ = pops_corrections(design, ens.theta, ens.metadata["ridge"])
     z = T @ diag.axes
     for r in range(diag.axes.shape[1]):
         assert z[diag.lower_rows[r]["index"], r] == pytest.approx(z[:, r].min(), rel=1e-9, abs=1e-14)

@@ -167,8 +167,8 @@ class CalibrationReport:
             if "error" in r:
                 lines.append(f"| {r['settings']} | – | failed: {r['error']} |")
         verdict = ("reached" if self.reached else "**not reached**: the chosen setting is the best achievable")
-        lines += ["", f"Target coverage {self.target} of {', '.join(f'{self.n_rows[k]} {k}' for k in kinds)} "
-                      f"validation rows: {verdict}; noise floor {self.tolerance}."]
+        lines += ["", (f"Target coverage {self.target} of {', '.join(f'{self.n_rows[k]} {k}' for k in kinds)} "
+                       f"validation rows: {verdict}; noise floor {self.tolerance}.")]
         return "\n".join(lines)
 
 
