@@ -44,6 +44,8 @@ BAD = [
     *[(cls, name, value) for cls in (POPS, BayesianRidge) for name, value in _EVIDENCE_BAD],
     *[(MCMC, name, value) for name, value in _EVIDENCE_BAD if name in GAMMA_PRIOR.names],
     (POPS, "posterior", "nope"),
+    (POPS, "box_scale", 0.0),
+    (POPS, "box_scale", -1.0),
     (POPS, "sampler", "random"),
     (POPS, "n_members", -1),
     (POPS, "n_members", 2.5),

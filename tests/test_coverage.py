@@ -376,3 +376,34 @@ def test_a_reference_that_cannot_relax_leaves_the_property_unscored(tmp_path):
     assert refs["A"]["value"] == 1.0
     results = study.run()
     assert {r["property"] for r in results.records} == {"A", "B", "C"}
+
+
+def test_a_calibrated_pops_backend_in_a_study(tmp_path):
+    """BackendSpec(calibrate=target): POPS.calibrate on the study's training and validation
+    designs, then fitted on training; the same scale as calling calibrate directly."""
+    from uqcalc.backends import POPS
+    from uqcalc.coverage import teacher_reference
+    from uqcalc.descriptors import PairBasis
+    from uqcalc.design import DesignMatrix
+    from uqcalc.properties import tungsten_suite
+
+    frames = labelled_frames()
+    for i, a in enumerate(frames):
+        a.info["group"] = "rattled" if i >= len(frames) - 2 else "bulk"
+    train, valid = frames[:-2], frames[-2:]
+    descriptor = PairBasis(r_cut=5.0, n_basis=8)
+    spec = BackendSpec("POPS calibrated", POPS(n_members=20, random_state=0), bounds="box", calibrate=0.9)
+    study = CoverageStudy(train, descriptor, [spec], tungsten_suite(["E_coh"], quick=True), teacher_reference(),
+                          store=tmp_path / "store", validation=valid, progress=False)
+    res = study.run()
+    direct, report = POPS(n_members=20, random_state=0).calibrate(
+        DesignMatrix.build(train, descriptor, progress=False), DesignMatrix.build(valid, descriptor, progress=False),
+        target=0.9)
+    cal = res.backends["POPS calibrated"]["calibration"]
+    assert cal["box_scale"] == pytest.approx(direct.box_scale)
+    assert cal["settings"] == json.loads(json.dumps(report.chosen["settings"]))  # tuples come back as lists
+    assert study.ensemble(spec).metadata["calibration"]["reached"] == report.reached
+    text = res.to_markdown()
+    assert "rattled (calibration set)" in text and "box scale" in text
+    with pytest.raises(ValueError, match="validation="):
+        CoverageStudy(train, descriptor, [spec], [], teacher_reference(), progress=False).ensemble(spec)

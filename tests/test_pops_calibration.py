@@ -159,6 +159,9 @@ def test_noise_floor_counts_near_misses_and_does_not_divide_by_zero():
     assert e["bracketed"].tolist() == [True, True, False]
     assert np.all(np.isfinite(e["abs_error_over_width"]))
     np.testing.assert_allclose(e["abs_error_over_width"], np.abs(reference) / 2e-3)
+    # an exact symmetry zero (error 1e-15) has ratio 1 (floor over floor), not 1e12
+    exact = interval_errors(0.0, 0.0, 0.0, 1e-15, tolerance=1e-3)
+    assert exact["half_width_over_abs_error"] == pytest.approx(1.0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         s = summarize(point, lower, upper, reference, tolerance=1e-3)

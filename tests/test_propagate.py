@@ -25,7 +25,9 @@ from ase.constraints import FixAtoms
 from uqcalc import propagate
 from uqcalc.calculator import LinearPotential, UQCalculator
 from uqcalc.ensemble import ParameterEnsemble
+from uqcalc.model import LinearModel
 from uqcalc.propagate import (
+    Implicit,
     PropagationError,
     PropagationWarning,
     PropertyEnsemble,
@@ -429,12 +431,24 @@ def test_members_for_which_the_state_is_no_minimum_are_flagged(model):
     d, ens = model
     wide = ParameterEnsemble(ens.theta, members=ens.theta + 30.0 * (ens.members - ens.theta))
     prop = Vacancy(fmax=1e-4)
+    model = LinearModel(d, wide)
     with pytest.warns(PropagationWarning, match="not positive definite"):
-        out = propagate(prop, (d, wide), "implicit", progress=False)
+        out = Implicit(unstable="keep")(prop, model, progress=False)
     ref = propagate(prop, (d, wide), "resample", progress=False)
     worst = int(np.argmax(np.abs(out.members - ref.members)))
-    assert worst in out.diagnostics["states"][0]["unstable_members"]
-    assert worst not in {c["member"] for c in out.diagnostics["verify"]}
+    unstable = out.diagnostics["states"][0]["unstable_members"]
+    assert worst in unstable
+    # by default those members are re-relaxed: their values are then the resampled ones, the
+    # others stay the expansion's, and the method says so
+    with pytest.warns(PropagationWarning, match="re-relaxed"):
+        fixed = Implicit()(prop, model, progress=False)
+    assert fixed.method == "implicit+rerelax" and fixed.diagnostics["rerelaxed_members"] == unstable
+    np.testing.assert_allclose(fixed.members[unstable], ref.members[unstable], atol=1e-6)
+    others = np.setdiff1d(np.arange(wide.n_members), unstable)
+    np.testing.assert_array_equal(fixed.members[others], out.members[others])
+    # more of them than max_rerelax: the expansion is given up (a study then resamples)
+    with pytest.raises(PropagationError, match="max_rerelax"):
+        Implicit(max_rerelax=len(unstable) - 1)(prop, model, progress=False)
 
 
 def test_box_corner_diagnostics(pops_model):
@@ -598,3 +612,27 @@ def test_failed_corner_evaluations_are_flagged_and_fall_back_to_the_expansion(po
     assert box["exact_at_corners"] == [None, None] and all("synthetic failure" in e for e in box["corner_errors"])
     lo, hi = _box_interval(out.lower, out.upper, box)
     assert (lo, hi) == (min(out.lower, *box["implicit_at_corners"]), max(out.upper, *box["implicit_at_corners"]))
+
+
+def test_a_point_value_outside_the_member_range_is_flagged():
+    from uqcalc.propagate.resample import flag_point_outside
+
+    out = PropertyEnsemble(name="e_vac", unit="eV", method="resample", value=3.2, members=[-65.0, 0.21, np.nan],
+                           failed=[{"member": 2, "error": "relaxation did not converge"}])
+    with pytest.warns(PropagationWarning, match=r"point value 3.2 lies outside .*\[-65, 0.21\].*failed member.*\[2\]"):
+        flag_point_outside(out)
+    inside = PropertyEnsemble(name="e", unit="eV", method="resample", value=0.1, members=[-1.0, 1.0])
+    flag_point_outside(inside)
+    assert not inside.flags
+
+
+def test_study_drops_an_expansion_that_re_relaxation_contradicts():
+    from uqcalc.coverage.study import _expansion_broken
+
+    out = PropertyEnsemble(name="e", unit="eV", method="implicit", value=1.0, members=[0.5, 1.5])
+    out.diagnostics["verify"] = [{"member": 0, "predicted": 0.5, "resampled": 0.52, "deviation": 0.02,
+                                  "tolerance": 0.05}]
+    assert _expansion_broken(out) is None
+    out.diagnostics["verify"].append({"member": 1, "predicted": -233.0, "resampled": 2.86, "deviation": 235.86,
+                                      "tolerance": 0.05})
+    assert "extreme member 1 predicted -233, re-relaxed 2.86" in _expansion_broken(out)

@@ -13,7 +13,7 @@ never sit inside an interval of zero width, and force components fixed at zero b
 zero-width POPS bounds; ``tolerance`` τ ≥ 0 (absolute, in the quantity's unit) counts r as
 bracketed when L − τ ≤ r ≤ U + τ, and every width ratio uses the widened U − L + 2τ, so a
 zero-width row no longer divides by zero. Held-out row summaries use :data:`NOISE_FLOOR` per
-row kind; property summaries use τ = 0. Next to the mean of |err|/(U − L) (dominated by its
+row kind (and an error below τ counts as τ in half-width/|err|); property summaries use τ = 0. Next to the mean of |err|/(U − L) (dominated by its
 largest terms) the summaries give the ratio of means mean|err|/mean(U − L) and the median.
 """
 
@@ -68,7 +68,8 @@ def interval_errors(point, lower, upper, reference, std=None, tolerance=0.0) -> 
         ``error`` p − r, ``low_error`` L − r, ``high_error`` U − r, ``bracketed`` (bool),
         ``width`` U − L, ``abs_error_over_std`` |p − r|/σ, ``abs_error_over_width`` |p − r|/(U − L),
         ``half_width_over_abs_error`` (U − L)/(2|p − r|) (inf when the error is zero); with a
-        tolerance the two ratios use U − L + 2τ and ``width`` stays U − L.
+        tolerance the two ratios use U − L + 2τ (and max(|p − r|, τ) for the error in the second),
+        and ``width`` stays U − L.
     """
     p, lo, hi, r = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (point, lower, upper, reference)))
     s = np.full(p.shape, np.nan) if std is None else np.broadcast_to(np.asarray(std, dtype=float), p.shape)
@@ -88,7 +89,9 @@ def interval_errors(point, lower, upper, reference, std=None, tolerance=0.0) -> 
             "width": width,
             "abs_error_over_std": np.abs(err) / s,
             "abs_error_over_width": np.abs(err) / widened,
-            "half_width_over_abs_error": 0.5 * widened / np.abs(err),
+            # an error inside the noise floor counts as the floor: exact symmetry zeros (error 1e-15)
+            # would otherwise make the ratio 1e11
+            "half_width_over_abs_error": 0.5 * widened / np.maximum(np.abs(err), tol),
         }
 
 

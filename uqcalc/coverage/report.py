@@ -83,8 +83,15 @@ class CoverageResults:
             he, hf = h.get("energy", {}), h.get("force", {})
             b = {"gaussian": f"mean ± {info['z']:g}σ", "box": "box corners ∪ member min/max"}.get(
                 info["bounds"], "member min/max")
+            chosen = info["chosen"]
+            cal = info.get("calibration")
+            if cal:
+                chosen += (f": {', '.join(f'{k}={v}' for k, v in cal['settings'].items())}, box scale "
+                           f"{cal['box_scale']:.3g}, validation coverage "
+                           f"{', '.join(f'{k} {v:.2f}' for k, v in cal['coverage'].items())}"
+                           + ("" if cal["reached"] else f" (target {cal['target']} not reachable)"))
             lines.append(
-                f"| {name} | {info['chosen']} | {b} | {_f(s.get('coverage'), '.2f')} ({s['n']}) "
+                f"| {name} | {chosen} | {b} | {_f(s.get('coverage'), '.2f')} ({s['n']}) "
                 f"| {_ratios(s)} | {_f(s.get('median_half_width_over_abs_error'), '.2f')} "
                 f"| {_f(s.get('mean_abs_error_over_std'), '.2f')} | {_f(s.get('miscalibration_area'), '.2f')} "
                 f"| {_f(he.get('coverage'), '.2f')} | {_ratios(he)} "
@@ -119,8 +126,10 @@ class CoverageResults:
                  "| median abs(err)/(U−L) | median half-width/abs(err) |",
                  "|---|---|---|---|---|---|---|---|---|---|"]
         for name, h in self.heldout.items():
+            calibrated = bool(self.backends.get(name, {}).get("calibration"))
             for gk, s in h.get("group×kind", {}).items():
                 g, k = gk.split("|")
+                g = f"{g} (calibration set)" if calibrated else g
                 lines.append(f"| {name} | {h.get('bounds')} | {g} | {k} | {s['n']} | {_f(s.get('coverage'), '.2f')} "
                              f"| {_f(s.get('mean_abs_error_over_width'), '.3f')} "
                              f"| {_f(s.get('mean_abs_error_over_mean_width'), '.3f')} "

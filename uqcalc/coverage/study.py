@@ -22,7 +22,7 @@ from ..ensemble import ParameterEnsemble
 from ..model import LinearModel
 from ..propagate import BoxCorners, Propagator, Resample, build_propagator
 from ..properties.base import RelaxationError
-from ._io import as_float
+from ._io import as_float, clean
 from .metrics import interval_errors
 from .references import heldout_coverage
 from .report import CoverageResults
@@ -56,6 +56,12 @@ class BackendSpec:
     chosen : str
         How the settings were chosen, printed in the table (e.g. "fixed in advance",
         "selected on held-out configurations"); never on the scored property references.
+    calibrate : float, optional
+        A POPS backend only: calibrate it to this held-out coverage first
+        (:meth:`POPS.calibrate <uqcalc.backends.POPS.calibrate>` on the study's training and
+        validation designs), then fit the chosen settings on the training design. The
+        validation groups then are the calibration set: their held-out table is no longer an
+        independent test for this backend (the report says so).
     """
 
     name: str
@@ -63,17 +69,20 @@ class BackendSpec:
     bounds: str = "sampled"
     z: float = 2.0
     chosen: str = "fixed in advance"
+    calibrate: float | None = None
 
     def settings(self) -> dict:
         params = self.backend.get_params() if hasattr(self.backend, "get_params") else {}
         return {k: v for k, v in params.items() if k not in ("progress", "store", "chunk_rows")}
 
     def key(self) -> str:
-        return digest({"class": type(self.backend).__name__, "params": self.settings(), "bounds": self.bounds, "z": self.z})
+        extra = {} if self.calibrate is None else {"calibrate": float(self.calibrate)}
+        return digest({"class": type(self.backend).__name__, "params": self.settings(), "bounds": self.bounds, "z": self.z,
+                       **extra})
 
 
 # bump when what a stored (backend, property) result means changes, so old checkpoints are recomputed
-_RESULT_VERSION = 3
+_RESULT_VERSION = 4
 
 
 def _box_interval(lower: float, upper: float, box: dict) -> tuple[float, float]:
@@ -87,6 +96,24 @@ def _box_interval(lower: float, upper: float, box: dict) -> tuple[float, float]:
     at_corners = [e if e is not None else p for e, p in zip(exact, predicted)]
     at_corners = [float(v) for v in at_corners if v is not None and np.isfinite(v)]
     return min([lower, *at_corners]), max([upper, *at_corners])
+
+
+def _expansion_broken(out) -> str | None:
+    """Why an expansion's result must not be kept as bounds (None: it holds where checked).
+
+    :class:`~uqcalc.propagate.VerifyExtremes` re-relaxes the extreme members; a deviation above
+    its tolerance, or an extreme member that could not be re-relaxed, means the expansion does
+    not describe the ensemble's range.
+    """
+    checks = out.diagnostics.get("verify") or []
+    bad = [c for c in checks if c.get("resampled") is None or c.get("deviation", 0.0) > c.get("tolerance", np.inf)]
+    if not bad:
+        return None
+    c = bad[0]
+    if c.get("resampled") is None:
+        return f"extreme member {c['member']} could not be re-relaxed"
+    return (f"extreme member {c['member']} predicted {c['predicted']:.6g}, re-relaxed {c['resampled']:.6g} "
+            f"(|Δ| {c['deviation']:.3g} > {c['tolerance']:.3g})")
 
 
 def _prop_key(prop) -> str:
@@ -199,7 +226,10 @@ class CoverageStudy:
         if spec.name not in self._ensembles:
             def fit() -> ParameterEnsemble:
                 t0 = time.perf_counter()
-                ens = spec.backend.fit(self.design())
+                if spec.calibrate is None:
+                    ens = spec.backend.fit(self.design())
+                else:
+                    ens = self._calibrated_fit(spec)
                 self.counts["fits"] += 1
                 self._log("fitted %s in %.1f s (M=%d)", spec.name, time.perf_counter() - t0, ens.n_members)
                 return ens
@@ -210,6 +240,28 @@ class CoverageStudy:
                 describe={"backend": spec.name, "settings": spec.settings()},
             )
         return self._ensembles[spec.name]
+
+    def _calibrated_fit(self, spec: BackendSpec) -> ParameterEnsemble:
+        """POPS calibrated on the validation design, fitted on the training design."""
+        if self.validation is None:
+            raise ValueError(f"backend {spec.name!r} is calibrated on held-out configurations: give validation=")
+        if not hasattr(spec.backend, "calibrate"):
+            raise ValueError(f"backend {spec.name!r}: only POPS can be calibrated, not {type(spec.backend).__name__}")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
+            chosen, report = spec.backend.calibrate(self.design(), self.design("validation"), target=spec.calibrate)
+        for w in caught:
+            logger.warning("%s: %s", spec.name, w.message)
+        ens = chosen.fit(self.design())
+        ens.metadata["calibration"] = {
+            "target": report.target, "reached": report.reached, "settings": report.chosen["settings"],
+            "box_scale": chosen.box_scale, "coverage": report.chosen["coverage"],
+            "coverage_cap": report.chosen["coverage_cap"], "uncoverable_groups": report.chosen["uncoverable_groups"],
+            "n_candidates": len(report.candidates),
+        }
+        self._log("calibrated %s: %s, box scale %.3g, validation coverage %s%s", spec.name, report.chosen["settings"],
+                  chosen.box_scale, report.chosen["coverage"], "" if report.reached else " (target not reached)")
+        return ens
 
     def _prop_key(self, prop) -> str:
         return _prop_key(prop)
@@ -265,14 +317,21 @@ class CoverageStudy:
         candidates = [p for p in self.propagators(prop, spec) if p.supports(prop)]
         if not candidates:
             return None, [f"no propagator supports {prop.name!r}"]
-        for p in candidates:
+        for i, p in enumerate(candidates):
             try:
                 with warnings.catch_warnings():
                     # flags are recorded in the result; the warnings would drown the log
                     warnings.simplefilter("ignore")
-                    return p(prop, model, self.executor, progress=False), notes
+                    out = p(prop, model, self.executor, progress=False)
             except Exception as err:  # noqa: BLE001 -- any failure falls back, and is recorded
                 notes.append(f"{p.name} failed: {type(err).__name__}: {str(err)[:200]}")
+                continue
+            broken = _expansion_broken(out)
+            if broken and i + 1 < len(candidates):
+                # an expansion that re-relaxation contradicts is not kept as bounds
+                notes.append(f"{out.method} not kept: {broken}; fell back to {candidates[i + 1].name}")
+                continue
+            return out, notes
         return None, notes
 
     def _result(self, spec: BackendSpec, prop) -> dict:
@@ -336,6 +395,9 @@ class CoverageStudy:
                 heldout[spec.name] = self._heldout(spec)
         settings = {s.name: {"settings": s.settings(), "class": type(s.backend).__name__, "bounds": s.bounds,
                              "z": s.z, "chosen": s.chosen} for s in self.backends}
+        for s in self.backends:
+            if s.calibrate is not None:
+                settings[s.name]["calibration"] = clean(self.ensemble(s).metadata.get("calibration"))
         return CoverageResults(records=records, backends=settings, heldout=heldout,
                                meta={"wall_s": time.perf_counter() - t_start, "counts": dict(self.counts),
                                      "descriptor": self.descriptor.spec(), "reference": self.reference.key[:200]})

@@ -38,6 +38,8 @@ def teacher_backends(seed: int = 0) -> list[BackendSpec]:
     return [
         BackendSpec("POPS", POPS(random_state=seed), bounds="box",
                     chosen="default, selected on held-out configurations (comparisons/pops_row_selection.py)"),
+        BackendSpec("POPS calibrated", POPS(random_state=seed), bounds="box", calibrate=0.95,
+                    chosen="POPS.calibrate on the held-out groups (target 0.95 of energies and forces)"),
         BackendSpec("BayesianRidge ±2σ", BayesianRidge(random_state=seed), bounds="gaussian", z=2.0,
                     chosen="fixed in advance (evidence maximisation; parameter posterior, no noise term)"),
         BackendSpec("MCMC collapsed ±2σ", MCMC(random_state=seed), bounds="gaussian", z=2.0,

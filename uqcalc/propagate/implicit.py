@@ -28,7 +28,7 @@ from .base import Propagator, require_members, result_metadata
 from .corners import corner_coordinates
 from .expansion import StateExpansion
 from .hessian import HessianSolver
-from .result import PropertyEnsemble
+from .result import PropagationError, PropertyEnsemble
 
 __all__ = ["Implicit", "Linear"]
 
@@ -79,26 +79,45 @@ class Implicit(Propagator):
         descriptor call each, :meth:`~.expansion.StateExpansion.refine`): energy error O(|δ|⁵)
         instead of O(|δ|³). Second order only.
 
+    unstable : {"rerelax", "keep"}, default "rerelax"
+        Where the expansion does not hold. ``"rerelax"``: members for which a minimum's Hessian
+        at the θ̄-relaxed structure is not positive definite (their relaxation may go
+        elsewhere) are evaluated directly (every state relaxed afresh, as resampling does) and
+        their expansion values discarded — the method becomes ``"implicit+rerelax"``; more than
+        ``max_rerelax`` of them raises :class:`PropagationError`, so a caller falls back to
+        resampling. ``"keep"``: flag only (the expansion's predictions stay). A θ̄ minimum with
+        negative eigenvalues is flagged either way (by symmetry members may stay at that saddle
+        too); :class:`~.checks.VerifyExtremes` tests whether the expansion holds there.
+    max_rerelax : int, default 50
+        Most members re-relaxed before giving up on the expansion.
+
     Notes
     -----
     Supports properties that declare ``combines_states``. Flags (also emitted as
     :class:`~uqcalc.propagate.PropagationWarning`): members for which a minimum's Hessian stops
     being positive definite, a minimum with negative eigenvalues (a saddle), a saddle state
-    without exactly one.
+    without exactly one, re-relaxed members.
     """
 
     name = "implicit"
 
-    def __init__(self, *, order: int = 2, solver: HessianSolver | None = None, refine: bool = False):
+    def __init__(self, *, order: int = 2, solver: HessianSolver | None = None, refine: bool = False,
+                 unstable: str = "rerelax", max_rerelax: int = 50):
         self.order = order
         self.solver = solver
         self.refine = refine
+        self.unstable = unstable
+        self.max_rerelax = max_rerelax
 
     def _check(self) -> None:
         if self.order not in (1, 2):
             raise ValueError(f"order must be 1 or 2, got {self.order!r}")
         if self.refine and self.order != 2:
             raise ValueError("refine=True needs the second-order expansion (method='implicit')")
+        if self.unstable not in ("rerelax", "keep"):
+            raise ValueError(f"unstable must be 'rerelax' or 'keep', got {self.unstable!r}")
+        if int(self.max_rerelax) < 0:
+            raise ValueError(f"max_rerelax must be >= 0, got {self.max_rerelax}")
 
     def supports(self, prop) -> bool:
         return isinstance(prop, Property) and bool(prop.combines_states)
@@ -132,10 +151,34 @@ class Implicit(Propagator):
             metadata=result_metadata(prop, model, self),
         )
         self._flag_states(out, states, expansions, members)
+        if self.unstable == "rerelax":
+            self._rerelax(prop, model, out, states, expansions, executor, progress)
         if model.ensemble.has_box:
             out.diagnostics["box"] = _box_corners(expansions, combine, model.ensemble, self.order)
         out._expansions = expansions  # kept for inspection in this session (not serialised)
         return out
+
+    def _rerelax(self, prop, model, out, states, expansions, executor, progress) -> None:
+        """Replace the expansion's values of members it does not describe by direct evaluations."""
+        bad = sorted({i for e in expansions for i in e.info.get("unstable_members", [])})
+        if not bad:
+            return
+        if len(bad) > int(self.max_rerelax):
+            raise PropagationError(
+                f"{prop.name!r}: for {len(bad)} of {model.members.shape[0]} members (more than max_rerelax="
+                f"{self.max_rerelax}) a state's Hessian is not positive definite; resample instead")
+        from .resample import evaluate_members, flag_point_outside
+
+        values, errors = evaluate_members(prop, model.descriptor, model.members[bad], bad, executor,
+                                          progress=progress, description=f"re-relax {prop.name}".strip())
+        for i in bad:
+            out.members[i] = values.get(i, np.nan)
+        out.failed += [{"member": k, "error": errors[k]} for k in sorted(errors)]
+        out.method = f"{self.name}+rerelax"
+        out.diagnostics["rerelaxed_members"] = bad
+        out.flag(f"re-relaxed {len(bad)} member(s) whose Hessian at the θ̄ state is not positive definite "
+                 f"(expansion values discarded){f'; {len(errors)} of them failed' if errors else ''}")
+        flag_point_outside(out)
 
     def _expand_states(self, prop, states, model, executor, progress, solver) -> list[StateExpansion]:
         bar = None

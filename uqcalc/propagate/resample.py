@@ -190,4 +190,22 @@ class Resample(Propagator):
         if out.failed:
             out.flag(f"{len(out.failed)} of {M} members failed (see .failed); statistics use the other "
                      f"{M - len(out.failed)}")
+        flag_point_outside(out)
         return out
+
+
+def flag_point_outside(out: PropertyEnsemble) -> None:
+    """Flag a scalar result whose point value lies outside its members' [min, max].
+
+    A box about θ̄ contains θ̄, so a smooth property's member range should contain its value;
+    when it does not, members relaxed elsewhere (or failed) — the flag says which, so the
+    interval is never silently one that excludes the model's own prediction.
+    """
+    if np.ndim(out.value) or not np.isfinite(out.value) or not np.any(np.isfinite(out.members)):
+        return
+    lo, hi = out.lower, out.upper
+    if lo <= out.value <= hi:
+        return
+    failed = f"; {len(out.failed)} failed member(s): {[f['member'] for f in out.failed][:10]}" if out.failed else ""
+    out.flag(f"the point value {out.value:.6g} lies outside the members' range [{lo:.6g}, {hi:.6g}]: members "
+             f"relaxed to other states or the property is not smooth over the ensemble{failed}")
