@@ -292,6 +292,10 @@ def test_tiny_end_to_end_study(tmp_path):
     # a calibration curve only for the backend whose interval claims a Gaussian probability
     assert "miscalibration_area" in res.summary("BR") and "miscalibration_area" not in res.summary("POPS box")
     assert set(res.heldout) == {"POPS", "POPS box", "BR"} and res.heldout["POPS"]["bounds"] == "exact"
+    # every backend's members are checked for Born stability at their own lattice (bcc W here)
+    st = res.backends["BR"]["stability"]
+    assert st["n_members"] == 20 and st["structure"] == "bcc" and 0 <= st["n_unstable"] <= 20
+    assert "mechanically stable" in res.comparison_markdown()
     assert res.heldout["POPS"]["group×kind"]["rattled|force"]["n"] == 2 * 54 * 3
     paths = res.write(tmp_path / "out")
     names = {p.name for p in paths}

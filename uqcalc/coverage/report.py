@@ -96,6 +96,15 @@ class CoverageResults:
                 f"| {_f(s.get('mean_abs_error_over_std'), '.2f')} | {_f(s.get('miscalibration_area'), '.2f')} "
                 f"| {_f(he.get('coverage'), '.2f')} | {_ratios(he)} "
                 f"| {_f(hf.get('coverage'), '.2f')} | {_ratios(hf)} |")
+        unstable = [(name, info["stability"]) for name, info in self.backends.items()
+                    if info.get("stability") and "n_unstable" in info["stability"]]
+        if unstable:
+            lines += ["", "Members that are not mechanically stable at their own lattice constant (Born criteria, "
+                      "`uqcalc.propagate.stability`): " + "; ".join(
+                          f"{name} {st['n_unstable']} of {st['n_members']}"
+                          + (" (" + ", ".join(f"{k} {v}" for k, v in st["by_criterion"].items() if v) + ")"
+                             if st["n_unstable"] else "")
+                          for name, st in unstable) + "."]
         return "\n".join(lines)
 
     def backend_markdown(self, backend: str) -> str:

@@ -398,9 +398,29 @@ class CoverageStudy:
         for s in self.backends:
             if s.calibrate is not None:
                 settings[s.name]["calibration"] = clean(self.ensemble(s).metadata.get("calibration"))
+            stability = self._stability(s)
+            if stability is not None:
+                settings[s.name]["stability"] = stability
         return CoverageResults(records=records, backends=settings, heldout=heldout,
                                meta={"wall_s": time.perf_counter() - t_start, "counts": dict(self.counts),
                                      "descriptor": self.descriptor.spec(), "reference": self.reference.key[:200]})
+
+    def _stability(self, spec: BackendSpec) -> dict | None:
+        """Born stability of the members at their own lattice (cubic ground states only)."""
+        from ..propagate.stability import mechanical_stability
+        from ..properties.crystal import CUBIC, Material
+
+        material = next((p for p in self.properties if isinstance(p, Material)), None)
+        if material is None or material.crystal not in CUBIC:
+            return None
+        ens = self.ensemble(spec)
+        if ens.n_members == 0:
+            return None
+        try:
+            report = mechanical_stability(LinearModel(self.descriptor, ens), material.symbol, material.crystal)
+        except Exception as err:  # noqa: BLE001 -- a diagnostic: recorded, never fatal
+            return {"error": f"{type(err).__name__}: {str(err)[:200]}"}
+        return clean(report.summary())
 
     def _heldout(self, spec: BackendSpec) -> dict:
         key = digest({"ensemble": self._ensemble_key(spec), "validation": self.design("validation").digest()})
