@@ -88,8 +88,10 @@ class Implicit(Propagator):
         resampling. ``"keep"``: flag only (the expansion's predictions stay). A θ̄ minimum with
         negative eigenvalues is flagged either way (by symmetry members may stay at that saddle
         too); :class:`~.checks.VerifyExtremes` tests whether the expansion holds there.
-    max_rerelax : int, default 50
-        Most members re-relaxed before giving up on the expansion.
+    max_rerelax : int, default 10
+        Most members re-relaxed before giving up on the expansion: each costs a full evaluation
+        of the property (a stacking-fault search is ~10 s), and a study's fallback resamples a
+        20-member subset anyway.
 
     Notes
     -----
@@ -102,7 +104,7 @@ class Implicit(Propagator):
     name = "implicit"
 
     def __init__(self, *, order: int = 2, solver: HessianSolver | None = None, refine: bool = False,
-                 unstable: str = "rerelax", max_rerelax: int = 50):
+                 unstable: str = "rerelax", max_rerelax: int = 10):
         self.order = order
         self.solver = solver
         self.refine = refine
