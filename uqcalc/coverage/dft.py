@@ -7,7 +7,11 @@ README for the caveats this script acts on):
 * ``WSurface_BeAdhesion/W001.NoBe_2`` dropped (energy 15 eV below the next relaxation step);
 * ``BCC_ForceLib_*`` dropped (different DFT settings: energy zero and a +1.9 GPa stress offset);
 * stresses are *not* fitted by default (``--stress-weight 0``): the sub-campaigns carry different
-  Pulay-like stress offsets (EOS_Data −0.4…−0.9 GPa, slice_sample ≈ 0). The remaining ≈ 1 meV/atom
+  Pulay-like stress offsets (EOS_Data −0.4…−0.9 GPa, slice_sample ≈ 0). With ``--stress-weight
+  W > 0`` one isotropic offset per sub-campaign (:data:`SUB_CAMPAIGN`) is fitted jointly with θ and
+  profiled out (:func:`uqcalc.offsets.profile_offsets`): nuisance parameters outside every
+  backend's posterior, so the stresses constrain the elastic constants without teaching the
+  potential the offsets (``--no-stress-offsets`` fits raw stresses). The remaining ≈ 1 meV/atom
   energy-zero difference between EOS_Data and the W-2017 groups is left in (it sets a floor of
   ~1 meV/atom on energy errors that no backend should be blamed for).
 
@@ -88,6 +92,15 @@ LITERATURE = {
     "sia_formation_energy_tetrahedral": {"value": 11.05, "unit": "eV", "uncertainty": 0.2, "citation": _NGUYEN_MANH},
 }
 UNIT_ALIASES = {"angstrom": "Å"}
+# the groups of the Wood & Thompson 2017 campaign (one file numbering, a = 3.1805 Å; shared/data
+# README); every other group is its own sub-campaign with its own stress offset
+_WOOD2017 = ("slice_sample", "md_bulk", "surface", "vacancy", "gamma_surface", "gamma_surface_vacancy",
+             "dislocation_quadrupole")
+
+
+def SUB_CAMPAIGN(group: str) -> str:  # noqa: N802 -- a table lookup, named like one
+    """The DFT sub-campaign of a group (its stress-offset label)."""
+    return "Wood2017" if group in _WOOD2017 else group
 
 
 def load_frames(path: Path, quick: bool = False, seed: int = 0, max_train: int | None = None,
@@ -177,6 +190,7 @@ def backends(seed: int, quick: bool) -> list:
 
 def run(data: Path | None = None, properties_json: Path | None = None, twojmax: int = 6, seed: int = 0,
         quick: bool = False, properties: bool = True, energy_weight: float = 100.0, stress_weight: float = 0.0,
+        stress_offsets: bool = True,
         max_train: int | None = None, max_heldout: int | None = None, out: Path = Path("results/tungsten_dft"),
         resample_members: int | None = None, executor=None) -> dict | None:
     """Run the study; ``None`` when the data are absent (``data=None``: :func:`default_data`)."""
@@ -196,6 +210,13 @@ def run(data: Path | None = None, properties_json: Path | None = None, twojmax: 
     desc = teacher_student(twojmax)
     weights = {"energy": energy_weight, "force": 1.0, "stress": stress_weight}
     d_train = DesignMatrix.build(train, desc, weights=weights, executor=executor, progress=False)
+    offsets = {}
+    if stress_weight > 0 and stress_offsets:
+        from ..offsets import offsets_in_gpa, profile_offsets
+
+        d_train, offsets = profile_offsets(d_train, [SUB_CAMPAIGN(g) for g in d_train.group])
+        offsets = offsets_in_gpa(offsets)
+        logger.info("stress offsets per sub-campaign (GPa, ASE sign): %s", offsets)
     d_held = DesignMatrix.build(held, desc, weights={"energy": 1.0, "force": 1.0, "stress": 0.0}, executor=executor,
                                 progress=False)
     Xw, yw = d_train.weighted()
@@ -214,6 +235,7 @@ def run(data: Path | None = None, properties_json: Path | None = None, twojmax: 
 
     specs = backends(seed, quick)
     result = {"twojmax": twojmax, "seed": seed, "quick": quick, "frames": log, "weights": weights,
+              "stress_offsets_GPa": offsets,
               "P": d_train.n_params, "n_train_rows": d_train.n_rows, "lsq_rmse": rmse,
               "lsq_heldout_energy_rmse_meV_per_atom_by_group": per_group, "heldout": {}, "properties": None}
     for spec in specs:
@@ -284,7 +306,10 @@ def to_markdown(result: dict) -> str:
              f"{fr['n_after_bad_frame']}, minus BCC_ForceLib_* {fr['n_after_forcelib']}. Training groups (frames used): "
              + ", ".join(f"{g} {n}" for g, n in fr["train_groups"].items()) + ". Held out: "
              + ", ".join(f"{g} {n}" for g, n in fr["heldout_groups"].items())
-             + f". Weights {result['weights']}; P = {result['P']}, {result['n_train_rows']} training rows.", "",
+             + f". Weights {result['weights']}; P = {result['P']}, {result['n_train_rows']} training rows."
+             + (" Stress offsets per sub-campaign, profiled out (GPa, ASE sign): "
+                + ", ".join(f"{k} {v:+.3f}" for k, v in result["stress_offsets_GPa"].items()) + "."
+                if result.get("stress_offsets_GPa") else ""), "",
              "LSQ point estimate RMSE: " + ", ".join(
                  f"{k} {1e3 * v:.1f} meV/atom" if k.endswith("energy") else f"{k} {v:.3f} eV/Å"
                  for k, v in result["lsq_rmse"].items())
@@ -367,6 +392,8 @@ def main(argv=None) -> dict | None:
     parser.add_argument("--no-properties", action="store_true")
     parser.add_argument("--energy-weight", type=float, default=100.0)
     parser.add_argument("--stress-weight", type=float, default=0.0)
+    parser.add_argument("--no-stress-offsets", action="store_true",
+                        help="with --stress-weight > 0: fit raw stresses (no per-sub-campaign offset)")
     parser.add_argument("--max-train", type=int, default=None, help="frames per training group (quick: 25)")
     parser.add_argument("--max-heldout", type=int, default=None, help="frames per held-out group (quick: 15)")
     parser.add_argument("--out", type=Path, default=Path("results/tungsten_dft"))
@@ -375,6 +402,7 @@ def main(argv=None) -> dict | None:
     result = run_dft_study(args.out, args.data, args.quick, args.twojmax, args.seed,
                            properties_json=args.properties_json, properties=not args.no_properties,
                            energy_weight=args.energy_weight, stress_weight=args.stress_weight,
+                           stress_offsets=not args.no_stress_offsets,
                            max_train=args.max_train, max_heldout=args.max_heldout)
     if result is not None:
         print("\n" + result["markdown"])

@@ -82,7 +82,7 @@ class BackendSpec:
 
 
 # bump when what a stored (backend, property) result means changes, so old checkpoints are recomputed
-_RESULT_VERSION = 4
+_RESULT_VERSION = 6
 
 
 def _box_interval(lower: float, upper: float, box: dict) -> tuple[float, float]:
@@ -98,22 +98,33 @@ def _box_interval(lower: float, upper: float, box: dict) -> tuple[float, float]:
     return min([lower, *at_corners]), max([upper, *at_corners])
 
 
+# an extreme member whose re-relaxation moves it by more than this fraction of the member range
+# means the expansion does not describe the ensemble's range: the study resamples instead
+BROKEN_FRACTION = 0.1
+
+
 def _expansion_broken(out) -> str | None:
     """Why an expansion's result must not be kept as bounds (None: it holds where checked).
 
-    :class:`~uqcalc.propagate.VerifyExtremes` re-relaxes the extreme members; a deviation above
-    its tolerance, or an extreme member that could not be re-relaxed, means the expansion does
-    not describe the ensemble's range.
+    :class:`~uqcalc.propagate.VerifyExtremes` re-relaxes the extreme members. An extreme member
+    that could not be re-relaxed, or one whose re-relaxed value differs from the expansion's by
+    more than :data:`BROKEN_FRACTION` of the members' range, means the expansion does not
+    describe the ensemble's range. Smaller deviations are repaired instead: the re-relaxed
+    values replace the expansion's for those members (so the bounds rest on them).
     """
     checks = out.diagnostics.get("verify") or []
-    bad = [c for c in checks if c.get("resampled") is None or c.get("deviation", 0.0) > c.get("tolerance", np.inf)]
-    if not bad:
+    if not checks or np.ndim(out.value):
         return None
-    c = bad[0]
-    if c.get("resampled") is None:
-        return f"extreme member {c['member']} could not be re-relaxed"
-    return (f"extreme member {c['member']} predicted {c['predicted']:.6g}, re-relaxed {c['resampled']:.6g} "
-            f"(|Δ| {c['deviation']:.3g} > {c['tolerance']:.3g})")
+    width = float(np.nanmax(out.members) - np.nanmin(out.members))
+    for c in checks:
+        if c.get("resampled") is None:
+            return f"extreme member {c['member']} could not be re-relaxed"
+        if c["deviation"] > BROKEN_FRACTION * width:
+            return (f"extreme member {c['member']} predicted {c['predicted']:.6g}, re-relaxed {c['resampled']:.6g} "
+                    f"(|Δ| {c['deviation']:.3g} > {BROKEN_FRACTION} × member range {width:.3g})")
+    for c in checks:
+        out.members[c["member"]] = c["resampled"]
+    return None
 
 
 def _prop_key(prop) -> str:

@@ -83,15 +83,15 @@ class Implicit(Propagator):
         Where the expansion does not hold. ``"rerelax"``: members for which a minimum's Hessian
         at the θ̄-relaxed structure is not positive definite (their relaxation may go
         elsewhere) are evaluated directly (every state relaxed afresh, as resampling does) and
-        their expansion values discarded — the method becomes ``"implicit+rerelax"``; more than
-        ``max_rerelax`` of them raises :class:`PropagationError`, so a caller falls back to
-        resampling. ``"keep"``: flag only (the expansion's predictions stay). A θ̄ minimum with
+        their expansion values discarded — the method becomes ``"implicit+rerelax"``; with more
+        than ``max_rerelax`` of them, the ``max_rerelax`` farthest from the point value are
+        re-relaxed as a check, and if one moves by more than a tenth of the member range
+        :class:`PropagationError` is raised, so a caller falls back to resampling. ``"keep"``: flag only (the expansion's predictions stay). A θ̄ minimum with
         negative eigenvalues is flagged either way (by symmetry members may stay at that saddle
         too); :class:`~.checks.VerifyExtremes` tests whether the expansion holds there.
     max_rerelax : int, default 10
-        Most members re-relaxed before giving up on the expansion: each costs a full evaluation
-        of the property (a stacking-fault search is ~10 s), and a study's fallback resamples a
-        20-member subset anyway.
+        Most members re-relaxed: each costs a full evaluation of the property (a stacking-fault
+        search is ~10 s).
 
     Notes
     -----
@@ -161,25 +161,46 @@ class Implicit(Propagator):
         return out
 
     def _rerelax(self, prop, model, out, states, expansions, executor, progress) -> None:
-        """Replace the expansion's values of members it does not describe by direct evaluations."""
+        """Re-relax members the expansion may not describe; give it up where they contradict it.
+
+        All flagged members when at most ``max_rerelax``; otherwise the ``max_rerelax`` whose
+        predictions lie farthest from the point value, as a check: if any of them moves by more
+        than a tenth of the member range (or fails), the expansion is given up
+        (:class:`PropagationError`); if none does — by symmetry a member often stays at the
+        stationary point the expansion describes, e.g. a cubic cell with C44 < 0 — the
+        re-relaxed values replace theirs and the others are kept.
+        """
         bad = sorted({i for e in expansions for i in e.info.get("unstable_members", [])})
         if not bad:
             return
-        if len(bad) > int(self.max_rerelax):
-            raise PropagationError(
-                f"{prop.name!r}: for {len(bad)} of {model.members.shape[0]} members (more than max_rerelax="
-                f"{self.max_rerelax}) a state's Hessian is not positive definite; resample instead")
         from .resample import evaluate_members, flag_point_outside
 
-        values, errors = evaluate_members(prop, model.descriptor, model.members[bad], bad, executor,
+        members = out.members
+        checked = bad
+        if len(bad) > int(self.max_rerelax):
+            far = np.argsort(-np.abs(members[bad] - out.value), kind="stable")[: int(self.max_rerelax)]
+            checked = sorted(bad[i] for i in far)
+        values, errors = evaluate_members(prop, model.descriptor, model.members[checked], checked, executor,
                                           progress=progress, description=f"re-relax {prop.name}".strip())
-        for i in bad:
-            out.members[i] = values.get(i, np.nan)
+        width = float(np.nanmax(members) - np.nanmin(members)) if members.size else 0.0
+        moved = [i for i in checked if i in values and abs(values[i] - members[i]) > 0.1 * width]
+        if checked is not bad and (moved or errors):
+            which = moved[0] if moved else sorted(errors)[0]
+            detail = (f"member {which} moves from {members[which]:.6g} to {values[which]:.6g}" if moved
+                      else f"member {which} failed: {errors[which]}")
+            raise PropagationError(
+                f"{prop.name!r}: for {len(bad)} of {members.shape[0]} members a state's Hessian is not positive "
+                f"definite, and re-relaxing {len(checked)} of them contradicts the expansion ({detail}); resample")
+        for i in checked:
+            members[i] = values.get(i, np.nan)
         out.failed += [{"member": k, "error": errors[k]} for k in sorted(errors)]
         out.method = f"{self.name}+rerelax"
-        out.diagnostics["rerelaxed_members"] = bad
-        out.flag(f"re-relaxed {len(bad)} member(s) whose Hessian at the θ̄ state is not positive definite "
-                 f"(expansion values discarded){f'; {len(errors)} of them failed' if errors else ''}")
+        out.diagnostics["rerelaxed_members"] = checked
+        kept = len(bad) - len(checked)
+        out.flag(f"re-relaxed {len(checked)} of the {len(bad)} member(s) whose Hessian at the θ̄ state is not "
+                 f"positive definite (their expansion values replaced)"
+                 + (f"; they agree with the expansion, so the other {kept} keep theirs" if kept else "")
+                 + (f"; {len(errors)} failed" if errors else ""))
         flag_point_outside(out)
 
     def _expand_states(self, prop, states, model, executor, progress, solver) -> list[StateExpansion]:
