@@ -6,7 +6,10 @@ W teacher's small training set, three bounds on held-out configurations:
 * ``sampled``: min/max over M uniform members of the box (M = 1000, the package default);
 * ``exact``: the exact box bounds (corners, ``METHODS.md`` §3);
 * ``calibrated``: the exact bounds of ``POPS.calibrate`` (target 0.95), calibrated on the
-  ``vacancy`` and ``gsf_110`` groups, which are then left out of that fit.
+  ``vacancy`` and ``gsf_110`` groups, which are then left out of that fit;
+* ``stable``: the exact bounds of the box shrunk along the axes that make members mechanically
+  unstable (:func:`uqcalc.propagate.stability.stable_box`, margin 0.1), with the count of
+  Born-unstable members (own lattice) before and after.
 
 Test groups: the teacher study's held-out groups (divacancy, interstitial, (112) surface, (112)
 fault), never used for any choice. Printed per student: P, box rank R, and per construction the
@@ -76,17 +79,34 @@ def main() -> None:
         row["calibration"] = {"settings": {k: (list(v) if isinstance(v, tuple) else v)
                                            for k, v in report.chosen["settings"].items()},
                               "box_scale": chosen.box_scale, "reached": report.reached, "warnings": len(caught)}
+        from uqcalc.model import LinearModel
+        from uqcalc.propagate.stability import mechanical_stability, stable_box
+
+        model = LinearModel(snap, ens)
+        try:
+            stable, info = stable_box(model, "W", "bcc")
+            row["stable"] = scores(stable.predict(d_test.X, bounds="exact", return_members=False), d_test)
+            row["stability"] = {"before": mechanical_stability(model, "W", "bcc").n_unstable,
+                                "after": mechanical_stability(LinearModel(snap, stable), "W", "bcc").n_unstable,
+                                "n_shrunk": info["n_shrunk"]}
+        except (ValueError, RuntimeError) as err:
+            row["stable"] = None
+            row["stability"] = {"error": str(err)[:200]}
         row["wall_s"] = time.perf_counter() - t0
         rows.append(row)
         print(f"2J={twojmax}{' quadratic' if quadratic else ''}: P={row['P']} R={row['R']} "
-              f"({row['wall_s']:.0f} s; calibrated {row['calibration']})", flush=True)
+              f"({row['wall_s']:.0f} s; calibrated {row['calibration']}; Born-unstable members {row['stability']})",
+              flush=True)
 
     print()
     print("| student | P | R | bounds | E coverage | E median half-width/abs(err) | F coverage | F median half-width/abs(err) |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         label = f"2J={r['twojmax']}{' quadratic' if r['quadratic'] else ''}"
-        for b in ("sampled", "exact", "calibrated"):
+        for b in ("sampled", "exact", "calibrated", "stable"):
+            if r.get(b) is None:
+                print(f"| {label} | {r['P']} | {r['R']} | {b} | {r['stability']} | | | |")
+                continue
             e, f = r[b]["energy"], r[b]["force"]
             print(f"| {label} | {r['P']} | {r['R']} | {b} | {e['coverage']:.3f} | "
                   f"{e['median_half_width_over_abs_error']:.2f} | {f['coverage']:.3f} | "

@@ -52,3 +52,40 @@ def test_unstable_members_are_flagged_by_criterion(model):
     assert np.all(report.C11[stable] - report.C12[stable] > 0) and np.all(report.C44[stable] > 0)
     with pytest.raises(ValueError, match="structure must be one of"):
         mechanical_stability((d, wide), "Mg", "hcp")
+
+
+def test_stable_box_removes_the_unstable_members_and_keeps_the_rest():
+    """Oracle: Born criteria from direct elastic constants of the shrunk box's worst corner, and
+    mechanical_stability of the redrawn members at their own lattice."""
+    from uqcalc.backends import POPS
+    from uqcalc.propagate.stability import stable_box
+
+    from .models import fitted_design
+
+    d, design = fitted_design()
+    ens = POPS(random_state=0, n_members=300).fit(design)
+    wide = ParameterEnsemble(ens.theta, axes=ens.axes, lower=30 * ens.lower, upper=30 * ens.upper,
+                             members=ens.theta + 30 * (ens.members - ens.theta))
+    assert mechanical_stability((d, wide), "W").n_unstable > 0
+    out, info = stable_box((d, wide), "W", margin=0.1)
+    assert info["violated_before"] > 0 and 0 < info["n_shrunk"] <= wide.axes.shape[1]
+    t = info["factors"]
+    np.testing.assert_allclose(out.lower, t * wide.lower)
+    np.testing.assert_allclose(out.upper, t * wide.upper)
+    assert mechanical_stability((d, out), "W").n_unstable == 0
+    # the corner that minimises C44 at θ̄'s lattice, evaluated directly, keeps ≥ 10 % of θ̄'s C44
+    a0 = info["lattice_constant"]
+    base = cubic_elastic_constants(LinearPotential(d, out.theta), symbol="W", structure="bcc", lattice_constant=a0)
+    step = 1e-3
+    grad = np.array([(cubic_elastic_constants(LinearPotential(d, out.theta + step * out.axes[:, r]), symbol="W",
+                                              structure="bcc", lattice_constant=a0)["C44"] - base["C44"]) / step
+                     for r in range(out.axes.shape[1])])
+    corner = np.where(grad > 0, out.lower, out.upper)
+    c44 = cubic_elastic_constants(LinearPotential(d, out.theta + out.axes @ corner), symbol="W", structure="bcc",
+                                  lattice_constant=a0)["C44"]
+    assert c44 >= 0.1 * base["C44"] - 0.5  # GPa: the regression's own error
+    # a box that is stable already is returned unchanged
+    small = ParameterEnsemble(ens.theta, axes=ens.axes, lower=1e-3 * ens.lower, upper=1e-3 * ens.upper,
+                              members=ens.theta + 1e-3 * (ens.members - ens.theta))
+    same, info = stable_box((d, small), "W")
+    assert info["n_shrunk"] == 0 and np.array_equal(same.lower, small.lower)

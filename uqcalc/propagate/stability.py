@@ -11,6 +11,15 @@ homogeneous strain (every atom is an inversion centre), so these are the relaxed
 
 Born criteria (cubic): C11 − C12 > 0, C44 > 0, B = (C11 + 2 C12)/3 > 0; a member without a
 zero-pressure lattice within the grid is flagged as well.
+
+:func:`stable_box` shrinks a POPS box along the axes that carry an instability. At θ̄'s lattice
+each criterion is affine in θ, c_j(θ̄ + Uz) = c_j0 + h_j·z (h_j = Uᵀg_j from the same stress
+rows), so its minimum over the box [l, u] is c_j0 + Σ_r min(h_jr l_r, h_jr u_r). Per-axis factors
+t_r ∈ (0, 1] that maximise the box volume Σ_r log t_r subject to c_j0 + Σ_r t_r min(h_jr l_r,
+h_jr u_r) ≥ margin·c_j0 — for every criterion on a small grid of lattice constants around θ̄'s,
+plus a pressure that brackets the own lattice within that grid — shrink the axes an instability
+needs, as little as possible. Between grid points and at a member's exact own lattice the
+check is approximate: :func:`mechanical_stability` says what is left.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ from scipy.interpolate import CubicSpline
 from ..model import LinearModel
 from ..properties.crystal import CUBIC, check_structure, ground_state, relaxed_lattice, unit_cell
 
-__all__ = ["StabilityReport", "mechanical_stability"]
+__all__ = ["StabilityReport", "mechanical_stability", "stable_box"]
 
 
 def _strained(atoms, voigt_index: int, step: float):
@@ -43,6 +52,23 @@ def _rows(descriptor, atoms) -> tuple[np.ndarray, np.ndarray]:
     rows = descriptor.rows(atoms)
     ref = np.zeros(6) if rows.ref_stress is None else np.asarray(rows.ref_stress, dtype=float)
     return np.asarray(rows.stress, dtype=float), ref
+
+
+def _elastic_rows(descriptor, symbol, structure, a, strain) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (4, P) and reference (4,) of pressure, C11, C12, C44 (eV/Å³) of the unit cell at ``a``."""
+    X = np.zeros((4, descriptor.n_params))
+    ref = np.zeros(4)
+    cell = unit_cell(symbol, structure, a)
+    S, s0 = _rows(descriptor, cell)
+    X[0], ref[0] = -S[:3].mean(axis=0), -s0[:3].mean()
+    plus, p0 = _rows(descriptor, _strained(cell, 0, strain))
+    minus, m0 = _rows(descriptor, _strained(cell, 0, -strain))
+    X[1], ref[1] = (plus[0] - minus[0]) / (2 * strain), (p0[0] - m0[0]) / (2 * strain)
+    X[2], ref[2] = (plus[1] - minus[1]) / (2 * strain), (p0[1] - m0[1]) / (2 * strain)
+    plus, p0 = _rows(descriptor, _strained(cell, 3, strain))
+    minus, m0 = _rows(descriptor, _strained(cell, 3, -strain))
+    X[3], ref[3] = (plus[3] - minus[3]) / (2 * strain), (p0[3] - m0[3]) / (2 * strain)
+    return X, ref
 
 
 @dataclasses.dataclass
@@ -124,16 +150,7 @@ def mechanical_stability(model, symbol: str, structure: str | None = None, span:
     X = np.zeros((grid.size, 4, descriptor.n_params))
     ref = np.zeros((grid.size, 4))
     for k, a in enumerate(grid):
-        cell = unit_cell(symbol, structure, a)
-        S, s0 = _rows(descriptor, cell)
-        X[k, 0], ref[k, 0] = -S[:3].mean(axis=0), -s0[:3].mean()
-        plus, p0 = _rows(descriptor, _strained(cell, 0, strain))
-        minus, m0 = _rows(descriptor, _strained(cell, 0, -strain))
-        X[k, 1], ref[k, 1] = (plus[0] - minus[0]) / (2 * strain), (p0[0] - m0[0]) / (2 * strain)
-        X[k, 2], ref[k, 2] = (plus[1] - minus[1]) / (2 * strain), (p0[1] - m0[1]) / (2 * strain)
-        plus, p0 = _rows(descriptor, _strained(cell, 3, strain))
-        minus, m0 = _rows(descriptor, _strained(cell, 3, -strain))
-        X[k, 3], ref[k, 3] = (plus[3] - minus[3]) / (2 * strain), (p0[3] - m0[3]) / (2 * strain)
+        X[k], ref[k] = _elastic_rows(descriptor, symbol, structure, a, strain)
 
     thetas = np.concatenate([model.theta[None, :], model.members])
     values = np.einsum("kqp,mp->mkq", X, thetas) + ref[None]  # (M + 1, n_grid, 4)
@@ -170,3 +187,89 @@ def mechanical_stability(model, symbol: str, structure: str | None = None, span:
              "C44": float(C[0, 2]), "B": float(B[0])}
     return StabilityReport(symbol, structure, a_own[member], C[member, 0], C[member, 1], C[member, 2], B[member],
                            unstable, reasons, point)
+
+
+def stable_box(model, symbol: str, structure: str | None = None, margin: float = 0.1, span: float = 0.03,
+               n_lattice: int = 5, strain: float = 2e-3, random_state=0):
+    """Shrink a POPS box along the axes that make members mechanically unstable (module docstring).
+
+    Constraints, all affine in the box coordinates and imposed at every corner: on a grid of
+    ``n_lattice`` lattice constants a_θ̄(1 ± span), each Born criterion ≥ ``margin`` × its θ̄
+    value there (where θ̄ itself is stable), and the pressure positive at the smallest and
+    negative at the largest grid lattice, so every member's own lattice lies in the grid. The
+    per-axis factors maximise Σ_r log t_r (the box volume) subject to them.
+
+    Parameters
+    ----------
+    model : LinearModel, UQCalculator or (descriptor, ParameterEnsemble with a box)
+    symbol, structure
+        Element and cubic ground state (default: ASE's reference structure).
+    margin : float
+        Fraction of θ̄'s criteria every corner keeps (0: just stable).
+    span, n_lattice : float, int
+        Lattice grid of the constraints.
+    strain : float
+        Finite-difference strain of the elastic rows.
+    random_state
+        Seed of the members redrawn in the shrunk box (as many as before, uniform).
+
+    Returns
+    -------
+    (ParameterEnsemble, dict)
+        The ensemble with box [t l, t u] (θ̄ and axes kept; covariance = the new box's second
+        moment) and ``{"factors": t, "n_shrunk", "lattice_constant", "n_constraints",
+        "violated_before"}``.
+    """
+    from scipy.optimize import minimize
+
+    from ..ensemble import ParameterEnsemble
+
+    model = LinearModel.of(model)
+    ens = model.ensemble
+    if not ens.has_box:
+        raise ValueError("stable_box needs a box ensemble (POPS posterior='hypercube')")
+    structure = check_structure(structure or ground_state(symbol), CUBIC, "mechanical stability")
+    a0 = relaxed_lattice(model.potential(), symbol, structure)[0]
+    U, lo, hi = ens.axes, ens.lower, ens.upper
+    rows, bound = [], []  # constraint: value(θ̄) + Σ_r t_r worst_r ≥ bound
+    grid = a0 * (1.0 + np.linspace(-span, span, int(n_lattice)))
+    for k, a in enumerate(grid):
+        X, ref = _elastic_rows(model.descriptor, symbol, structure, a, strain)
+        G = np.array([X[1] - X[2], X[3], (X[1] + 2 * X[2]) / 3])
+        g0 = np.array([ref[1] - ref[2], ref[3], (ref[1] + 2 * ref[2]) / 3])
+        c = G @ ens.theta + g0
+        for j in np.flatnonzero(c > 0):
+            rows.append((c[j], G[j] @ U))
+            bound.append(margin * c[j])
+        if k in (0, grid.size - 1):  # pressure brackets the own lattice: P(small a) > 0 > P(large a)
+            sign = 1.0 if k == 0 else -1.0
+            p = sign * (X[0] @ ens.theta + ref[0])
+            if p > 0:
+                rows.append((p, sign * (X[0] @ U)))
+                bound.append(0.0)
+    c0 = np.array([r[0] for r in rows])
+    worst = np.array([np.minimum(h * lo, h * hi) for _, h in rows])  # (n_constraints, R)
+    bound = np.array(bound)
+    violated = int(np.count_nonzero(c0 + worst.sum(axis=1) < bound))
+    R = U.shape[1]
+    if violated == 0:
+        t = np.ones(R)
+    else:
+        res = minimize(lambda t: -np.sum(np.log(t)), np.full(R, 1e-3), jac=lambda t: -1.0 / t, method="SLSQP",
+                       bounds=[(1e-9, 1.0)] * R,
+                       constraints=[{"type": "ineq", "fun": lambda t: c0 + worst @ t - bound, "jac": lambda t: worst}],
+                       options={"maxiter": 500, "ftol": 1e-12})
+        t = np.clip(res.x, 0.0, 1.0)
+        slack = c0 + worst @ t - bound
+        if np.any(slack < -1e-9 * np.abs(c0).max()):
+            raise RuntimeError(f"stable_box: no feasible shrink found ({res.message})")
+    lower, upper = lo * t, hi * t
+    box = ParameterEnsemble(ens.theta, axes=U, lower=lower, upper=upper)
+    members = box.sample_box(ens.n_members, np.random.default_rng(random_state))
+    n_shrunk = int(np.count_nonzero(t < 1 - 1e-9))
+    meta = dict(ens.metadata) | {"stable_box": {"margin": margin, "span": span, "lattice_constant": a0,
+                                                "n_shrunk": n_shrunk}}
+    out = ParameterEnsemble(ens.theta, members=members, axes=U, lower=lower, upper=upper,
+                            covariance=box.box_second_moment(), metadata=meta)
+    return out, {"factors": t, "n_shrunk": n_shrunk, "lattice_constant": a0, "n_constraints": len(rows),
+                 "violated_before": violated}
