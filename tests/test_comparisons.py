@@ -94,13 +94,28 @@ def test_tungsten_dft_quick(tmp_path):
     assert fr["n_after_bad_frame"] == fr["n_after_dedup"] - 1
     assert not any(g.startswith("BCC_ForceLib_") for g in fr["train_groups"])
     assert set(fr["heldout_groups"]) == set(mod.HELDOUT_GROUPS)
-    assert set(result["heldout"]) == {"POPS", "BayesianRidge ±2σ", "MCMC natural-T ±2σ", "Bootstrap"}
+    assert set(result["heldout"]) == {"POPS", "POPS calibrated", "BayesianRidge ±2σ", "MCMC natural-T ±2σ",
+                                      "Bootstrap"}
     for h in result["heldout"].values():
         assert "error" not in h, h
+    assert "box scale" in result["settings_chosen"]["POPS calibrated"]
     names = {r["property"] for r in result["properties"]["records"]}
     assert names == set(mod.PROPERTY_MAP)
     # point estimate of a real-DFT fit: tens of meV/atom at most on held-out defects
     assert result["lsq_rmse"]["heldout_energy"] < 0.1
+    assert result["stress_offsets_GPa"] == {}  # no stress rows fitted by default
+
+
+def test_tungsten_dft_fits_stresses_with_an_offset_per_sub_campaign(tmp_path):
+    mod = _load("tungsten_dft")
+    result = mod.main(["--quick", "--data", str(SHARED_DATA / "tungsten_wood2017.extxyz.gz"), "--max-train", "6",
+                       "--max-heldout", "2", "--no-properties", "--stress-weight", "10", "--out", str(tmp_path)])
+    offsets = result["stress_offsets_GPa"]
+    assert set(offsets) == {"EOS_Data", "Disordered_Struc", "Wood2017"}
+    # the data README: EOS_Data carries a −0.4…−0.9 GPa pressure offset, i.e. +0.4…+0.9 GPa in ASE's sign,
+    # relative to the Wood-2017 campaign (whose own absolute offset the energies fix)
+    assert 0.2 < offsets["EOS_Data"] - offsets["Wood2017"] < 3.0
+    assert "Stress offsets per sub-campaign" in (tmp_path / "tungsten_dft_2j6_seed0_quick.md").read_text()
 
 
 def test_tungsten_dft_literature_references_match_the_suite():
