@@ -7,9 +7,9 @@ import pytest
 
 from uqcalc.calculator import LinearPotential
 from uqcalc.ensemble import ParameterEnsemble
+from uqcalc.propagate.stability import mechanical_stability
 from uqcalc.properties.bulk import cubic_elastic_constants
 from uqcalc.properties.crystal import relaxed_lattice
-from uqcalc.propagate.stability import mechanical_stability
 
 from .models import fitted_model
 

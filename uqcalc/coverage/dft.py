@@ -49,7 +49,6 @@ from pathlib import Path
 import numpy as np
 
 from .._logging import show_progress
-
 from .teacher import teacher_student
 
 __all__ = ["LITERATURE", "PROPERTY_MAP", "default_data", "run", "run_dft_study"]
@@ -101,7 +100,7 @@ _WOOD2017 = ("slice_sample", "md_bulk", "surface", "vacancy", "gamma_surface", "
              "dislocation_quadrupole")
 
 
-def SUB_CAMPAIGN(group: str) -> str:  # noqa: N802 -- a table lookup, named like one
+def SUB_CAMPAIGN(group: str) -> str:
     """The DFT sub-campaign of a group (its stress-offset label)."""
     return "Wood2017" if group in _WOOD2017 else group
 

@@ -131,8 +131,8 @@ class CoverageResults:
 
     def heldout_markdown(self) -> str:
         """Configuration-level coverage per backend × held-out group × row kind."""
-        lines = ["| backend | bounds | group | row kind | n | coverage | mean abs(err)/(U−L) | mean abs(err)/mean(U−L) "
-                 "| median abs(err)/(U−L) | median half-width/abs(err) |",
+        lines = [("| backend | bounds | group | row kind | n | coverage | mean abs(err)/(U−L) | mean abs(err)/mean(U−L) "
+                  "| median abs(err)/(U−L) | median half-width/abs(err) |"),
                  "|---|---|---|---|---|---|---|---|---|---|"]
         for name, h in self.heldout.items():
             calibrated = bool(self.backends.get(name, {}).get("calibration"))

@@ -13,14 +13,14 @@ import dataclasses
 import logging
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 
 from ..design import DesignMatrix
 from ..ensemble import ParameterEnsemble
 from ..model import LinearModel
-from ..propagate import BoxCorners, Propagator, Resample, build_propagator
+from ..propagate import BoxCorners, Propagator, build_propagator
 from ..properties.base import RelaxationError
 from ._io import as_float, clean
 from .metrics import interval_errors

@@ -133,7 +133,7 @@ class Implicit(Propagator):
         solver = self.solver or HessianSolver()
         if self.order == 1:
             solver = dataclasses.replace(solver, member_hessian=False)
-        descriptor, theta, members = model.descriptor, model.theta, model.members
+        members = model.members
         timings = {}
         t0 = time.perf_counter()
         states = prop.stationary_states(model.potential())
@@ -185,7 +185,7 @@ class Implicit(Propagator):
         width = float(np.nanmax(members) - np.nanmin(members)) if members.size else 0.0
         moved = [i for i in checked if i in values and abs(values[i] - members[i]) > 0.1 * width]
         if checked is not bad and (moved or errors):
-            which = moved[0] if moved else sorted(errors)[0]
+            which = moved[0] if moved else min(errors)
             detail = (f"member {which} moves from {members[which]:.6g} to {values[which]:.6g}" if moved
                       else f"member {which} failed: {errors[which]}")
             raise PropagationError(

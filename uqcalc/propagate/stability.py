@@ -31,7 +31,13 @@ from ase import units
 from scipy.interpolate import CubicSpline
 
 from ..model import LinearModel
-from ..properties.crystal import CUBIC, check_structure, ground_state, relaxed_lattice, unit_cell
+from ..properties.crystal import (
+    CUBIC,
+    check_structure,
+    ground_state,
+    relaxed_lattice,
+    unit_cell,
+)
 
 __all__ = ["StabilityReport", "mechanical_stability", "stable_box"]
 
