@@ -172,3 +172,16 @@ def test_noise_floor_counts_near_misses_and_does_not_divide_by_zero():
     assert interval_errors(point, lower, upper, reference)["bracketed"].sum() == 0
     with pytest.raises(ValueError, match="tolerance"):
         interval_errors(point, lower, upper, reference, tolerance=-1.0)
+
+
+def test_a_model_that_reproduces_the_validation_rows_gets_a_zero_box_and_a_warning():
+    rng = np.random.default_rng(7)
+    x = rng.uniform(-1, 1, 200)
+    X = np.vander(x, 4, increasing=True)
+    y = X @ np.array([0.3, -1.0, 0.5, 2.0])  # exactly representable: no misspecification
+    d = DesignMatrix(X=X, y=y, w=np.ones(200), kind=np.array(["energy"] * 200), config=np.arange(200),
+                     group=np.array(["g"] * 200))
+    train, valid = d.select(np.arange(200) < 120), d.select(np.arange(200) >= 120)
+    with pytest.warns(RuntimeWarning, match="zero width"):
+        pops, report = POPS(random_state=0).calibrate(train, valid, target=0.95)
+    assert report.reached and pops.box_scale == 1e-12

@@ -70,7 +70,8 @@ def _demo(args) -> None:
     from .coverage import run_teacher_study
 
     out = Path(args.out)
-    results = run_teacher_study(out, size="small", quick=True, seed=args.seed, progress=True)
+    with make_executor(args.executor) as executor:
+        results = run_teacher_study(out, size="small", quick=True, seed=args.seed, progress=True, executor=executor)
     print("\n" + results.to_markdown(results.meta["title"]))
     print(f"\ntables and figures: {out.resolve()}")
 
@@ -364,6 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="W teacher–student coverage study (quick; ~6–10 min on 2 cores)")
     demo.add_argument("--out", default="results/demo", help="results folder (checkpoints in OUT/store)")
     demo.add_argument("--seed", type=int, default=0, help="training-set and backend seed")
+    demo.add_argument("--executor", default="processes:2", type=_executor_type,
+                      help="where members are re-relaxed and resampled: serial, processes:N (default "
+                           "processes:2), dask://HOST:PORT or dask://local:N; the numbers do not depend on it")
     demo.set_defaults(run=_demo)
 
     cov = sub.add_parser("coverage", help="run a coverage study (resumes from its checkpoints)")

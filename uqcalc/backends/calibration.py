@@ -308,6 +308,14 @@ def calibrate(pops, train_design, validation_design, target: float = 0.95, candi
         )
     # a zero scale (every validation row within its noise floor of the point) is no box at all
     scale = best["scale"] if best["scale"] > 0 else 1e-12
+    if best["scale"] == 0:
+        warnings.warn(
+            "POPS.calibrate: every scored validation row lies within its noise floor of the point estimate "
+            f"({', '.join(f'{k} {v:g}' for k, v in floors.items() if k in scored)}), so the calibrated box has "
+            "zero width: the model reproduces these groups; if that is not expected, raise `tolerance` to the "
+            "references' noise or choose validation groups unlike the training set",
+            RuntimeWarning, stacklevel=3,
+        )
     report = CalibrationReport(float(target), tuple(scored), {k: floors.get(k, 0.0) for k in scored},
                                bool(reaching), best, table, {k: int(m.sum()) for k, m in masks.items()})
     return pops.clone(**best["settings"], box_scale=scale), report
