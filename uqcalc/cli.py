@@ -1,8 +1,8 @@
 """The ``uqcalc`` command: the coverage demo, coverage studies, fitting and prediction.
 
 ``uqcalc demo`` is the README's main job: the W teacher–student coverage study at a size that
-finishes within about 10 minutes on 2 cores, printing the paper-format table for every backend
-and writing tables and figures.
+finishes in about 11 minutes on 2 cores (members re-relaxed and resampled on two worker
+processes), printing the paper-format table for every backend and writing tables and figures.
 """
 
 from __future__ import annotations
@@ -362,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="uqcalc", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="W teacher–student coverage study (quick; ~6–10 min on 2 cores)")
+    demo = sub.add_parser("demo", help="W teacher–student coverage study (quick; ~11 min on 2 cores)")
     demo.add_argument("--out", default="results/demo", help="results folder (checkpoints in OUT/store)")
     demo.add_argument("--seed", type=int, default=0, help="training-set and backend seed")
     demo.add_argument("--executor", default="processes:2", type=_executor_type,
