@@ -43,9 +43,14 @@ from .data import (
 )
 from .descriptors import Descriptor, worker_descriptor
 
-__all__ = ["DEFAULT_WEIGHTS", "KINDS", "DesignMatrix"]
+__all__ = ["DEFAULT_WEIGHTS", "KINDS", "NOISE_FLOOR", "DesignMatrix"]
 
 KINDS = ("energy", "force", "stress")
+# Absolute noise floor of a reference per row kind, in the design's units (energy per atom eV,
+# force eV/Å, stress eV/Å³): 0.1 meV/atom, 1 meV/Å, 1e-3 GPa — below what converged plane-wave
+# DFT claims, far above the round-off of symmetry-zero rows. Used by the coverage metrics and by
+# POPS calibration ("covered within the floor").
+NOISE_FLOOR = {"energy": 1e-4, "force": 1e-3, "stress": 1e-3 / 160.21766208}
 DEFAULT_WEIGHTS = {"energy": 1.0, "force": 1.0, "stress": 1.0}
 # how a stress row's weight is scaled: by (V/N)² (residuals as virial per atom, eV), or not
 # (weights per (eV/Å^3)², as FitSNAP-style inputs state them)

@@ -36,7 +36,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..design import KINDS
+from ..design import KINDS, NOISE_FLOOR
 from .base import check_theta
 from .selection import default_candidates
 
@@ -192,7 +192,7 @@ def calibrate(pops, train_design, validation_design, target: float = 0.95, candi
         Validation row kinds scored (None: every kind present). Kinds absent from the
         validation design are skipped.
     tolerance : mapping kind -> float, optional
-        Noise floor per kind (default :data:`uqcalc.coverage.metrics.NOISE_FLOOR`).
+        Noise floor per kind (default :data:`uqcalc.design.NOISE_FLOOR`).
     max_scale : float
         Largest box scale considered (> 0).
     theta : (P,) array, optional
@@ -214,8 +214,6 @@ def calibrate(pops, train_design, validation_design, target: float = 0.95, candi
     cover) and the narrowest wins; a RuntimeWarning and ``report.reached = False`` say so, and
     each candidate row lists its ``uncoverable_groups``.
     """
-    from ..coverage.metrics import NOISE_FLOOR
-
     if not 0 < float(target) <= 1:
         raise ValueError(f"target must be in (0, 1], got {target}")
     if not float(max_scale) > 0:

@@ -529,7 +529,7 @@ class POPS(Backend):
         the box is fitted on ``train_design`` and scaled about the point estimate by the
         smallest factor at which the coverage of every scored row kind of
         ``validation_design`` reaches ``target`` (within each kind's noise floor
-        ``tolerance``, default :data:`uqcalc.coverage.metrics.NOISE_FLOOR`); the candidate
+        ``tolerance``, default :data:`uqcalc.design.NOISE_FLOOR`); the candidate
         whose scaled intervals are narrowest (mean width over validation RMSE, averaged over
         kinds) wins. ``validation_design`` must hold configurations of groups left out of the
         training set (``uqcalc.data.split_by_group``), never the properties that are scored

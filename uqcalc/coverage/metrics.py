@@ -24,6 +24,8 @@ from collections.abc import Iterable
 import numpy as np
 from scipy.stats import norm
 
+from ..design import NOISE_FLOOR
+
 __all__ = [
     "NOISE_FLOOR",
     "NOMINAL_LEVELS",
@@ -37,10 +39,6 @@ __all__ = [
 # nominal central-interval probabilities of the calibration curve
 NOMINAL_LEVELS = np.round(np.arange(0.05, 1.0, 0.05), 2)
 
-# Absolute noise floor per held-out row kind, in the design's units (energy eV/atom, force eV/Å,
-# stress eV/Å³): 0.1 meV/atom, 1 meV/Å, 1e-3 GPa — below what converged plane-wave DFT claims,
-# far above the round-off of symmetry-zero rows.
-NOISE_FLOOR = {"energy": 1e-4, "force": 1e-3, "stress": 1e-3 / 160.21766208}
 
 
 def noise_floor(kind) -> np.ndarray:

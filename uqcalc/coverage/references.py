@@ -128,7 +128,7 @@ def heldout_coverage(ensemble, design, bounds: str | None = None, z: float = 2.0
     -------
     dict
         :func:`~uqcalc.coverage.metrics.grouped_summary` by ``group`` and ``kind`` (and crossed),
-        with the noise floor :data:`~uqcalc.coverage.metrics.NOISE_FLOOR` of each row kind,
+        with the noise floor :data:`~uqcalc.design.NOISE_FLOOR` of each row kind,
         plus ``bounds``, ``n_members`` and, for the parity plot, the energy rows
         (``energy``: reference, point, lower, upper, group).
     """
