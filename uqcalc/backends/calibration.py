@@ -38,7 +38,7 @@ import numpy as np
 
 from ..design import KINDS, NOISE_FLOOR
 from .base import check_theta
-from .selection import default_candidates
+from .selection import default_candidates, fit_candidates
 
 __all__ = ["CalibrationReport", "calibrate", "coverage_scale"]
 
@@ -225,9 +225,7 @@ def calibrate(pops, train_design, validation_design, target: float = 0.95, candi
         raise ValueError("no candidates")
     if any("box_scale" in c for c in candidates):
         raise ValueError("box_scale is what calibrate chooses; remove it from the candidates")
-    settings_pops = [(c, pops.clone(**c, box_scale=1.0)) for c in candidates]
-    for _, candidate in settings_pops:
-        candidate._validate_params()
+    fits = fit_candidates(pops, train_design, candidates, theta0, box_scale=1.0)
     floors = dict(NOISE_FLOOR) | dict(tolerance or {})
     present = [k for k in KINDS if np.any(validation_design.kind == k)]
     if kinds is None:
@@ -246,17 +244,11 @@ def calibrate(pops, train_design, validation_design, target: float = 0.95, candi
     validation_groups = np.asarray(validation_design.group)[any_row].astype(str)
     masks = {k: m[any_row] for k, m in masks.items()}
 
-    states = {}
     table = []
-    for settings, candidate in settings_pops:
-        key = candidate._ridge_key()
-        if key not in states:
-            states[key] = candidate._ridge_state(train_design, fuse=True, theta0=theta0)
+    for settings, ens, error in fits:
         row = {"settings": settings}
-        try:
-            ens = candidate._fit_from_state(train_design, states[key])
-        except ValueError as err:
-            table.append(row | {"error": str(err)})
+        if error is not None:
+            table.append(row | {"error": error})
             continue
         pred = ens.predict(Xv, return_members=False)
         intervals = {}

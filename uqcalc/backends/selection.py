@@ -15,7 +15,7 @@ import numpy as np
 
 from .base import check_theta
 
-__all__ = ["default_candidates", "select"]
+__all__ = ["default_candidates", "fit_candidates", "select"]
 
 
 def default_candidates(design) -> list[dict]:
@@ -32,6 +32,28 @@ def default_candidates(design) -> list[dict]:
         for lev in (0.0, 50.0, 90.0)
         for clip in (0.0, 1.0, 5.0)
     ]
+
+
+def fit_candidates(pops, design, candidates, theta0=None, **fixed):
+    """Fit ``pops.clone(**candidate, **fixed)`` for each candidate on ``design``.
+
+    Every candidate is validated before any fit (a typo raises instead of becoming an error row
+    after minutes of fitting). The ridge fit and leverage pass are shared by candidates with the
+    same ridge hyperparameters. Yields ``(settings, ensemble, None)`` or, for a candidate that is
+    valid but cannot be fitted (its filters keep no rows, say), ``(settings, None, message)``.
+    """
+    settings_pops = [(dict(c), pops.clone(**c, **fixed)) for c in candidates]
+    for _, candidate in settings_pops:
+        candidate._validate_params()
+    states = {}
+    for settings, candidate in settings_pops:
+        key = candidate._ridge_key()
+        if key not in states:
+            states[key] = candidate._ridge_state(design, fuse=True, theta0=theta0)
+        try:
+            yield settings, candidate._fit_from_state(design, states[key]), None
+        except ValueError as err:
+            yield settings, None, str(err)
 
 
 def select(pops, design, validation_design, candidates: list[dict] | None = None,
@@ -60,34 +82,23 @@ def select(pops, design, validation_design, candidates: list[dict] | None = None
 
     Notes
     -----
-    The ridge fit and leverage pass are shared by candidates that do not change the ridge
-    hyperparameters. Every candidate is validated before any fit, so a typo in a setting raises
-    instead of turning into an error row after minutes of fitting; a candidate that is valid but
-    cannot be fitted (its filters keep no rows, say) becomes a row with an ``error``.
+    Candidates are fitted by :func:`fit_candidates` (validated first, ridge passes shared); one
+    that cannot be fitted becomes a row with an ``error``.
     """
     pops._validate_params()
     theta0 = check_theta(theta, design.n_params)
     candidates = default_candidates(design) if candidates is None else list(candidates)
     if not candidates:
         raise ValueError("no candidates")
-    settings_pops = [(dict(settings), pops.clone(**settings)) for settings in candidates]
-    for _, candidate in settings_pops:
-        candidate._validate_params()
     mask = validation_design.rows_of(validation_kinds)
     Xv, yv = validation_design.X[mask], validation_design.y[mask]
     if Xv.shape[0] == 0:
         raise ValueError("no validation rows")
-    states = {}
     table = []
-    for settings, candidate in settings_pops:
-        key = candidate._ridge_key()
-        if key not in states:
-            states[key] = candidate._ridge_state(design, fuse=True, theta0=theta0)
+    for settings, ens, error in fit_candidates(pops, design, candidates, theta0):
         row = {"settings": settings}
-        try:
-            ens = candidate._fit_from_state(design, states[key])
-        except ValueError as err:
-            row.update(coverage=np.nan, mean_width=np.nan, n_kept=0, rank=0, error=str(err))
+        if error is not None:
+            row.update(coverage=np.nan, mean_width=np.nan, n_kept=0, rank=0, error=error)
             table.append(row)
             continue
         pred = ens.predict(Xv, return_members=False)
