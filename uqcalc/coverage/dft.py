@@ -287,19 +287,15 @@ def run(data: Path | None = None, properties_json: Path | None = None, twojmax: 
 def _calibrated(spec, d_train):
     """The spec with its POPS calibrated on :data:`CALIBRATION_GROUPS` (fitted later on all training rows)."""
     import dataclasses
-    import warnings
+
+    from .study import calibrate_spec
 
     calib = d_train.rows_of(groups=list(CALIBRATION_GROUPS))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", RuntimeWarning)
-        chosen, report = spec.backend.calibrate(d_train.select(~calib), d_train.select(calib), target=spec.calibrate)
-    for w in caught:
-        logger.warning("%s: %s", spec.name, w.message)
-    summary = (f"{spec.chosen}: {', '.join(f'{k}={v}' for k, v in report.chosen['settings'].items())}, box scale "
-               f"{chosen.box_scale:.3g}, calibration coverage "
-               + ", ".join(f"{k} {v:.2f}" for k, v in report.chosen["coverage"].items())
-               + ("" if report.reached else " (target not reachable)"))
-    logger.info("%s", summary)
+    chosen, info = calibrate_spec(spec, d_train.select(~calib), d_train.select(calib))
+    summary = (f"{spec.chosen}: {', '.join(f'{k}={v}' for k, v in info['settings'].items())}, box scale "
+               f"{info['box_scale']:.3g}, calibration coverage "
+               + ", ".join(f"{k} {v:.2f}" for k, v in info["coverage"].items())
+               + ("" if info["reached"] else " (target not reachable)"))
     return dataclasses.replace(spec, backend=chosen, calibrate=None, chosen=summary)
 
 

@@ -103,6 +103,29 @@ def _box_interval(lower: float, upper: float, box: dict) -> tuple[float, float]:
 BROKEN_FRACTION = 0.1
 
 
+def calibrate_spec(spec: BackendSpec, train: DesignMatrix, validation: DesignMatrix) -> tuple[object, dict]:
+    """``spec.backend.calibrate(train, validation, target=spec.calibrate)`` as a study runs it.
+
+    Its warnings (an unreachable target, a zero-width box) go to the log. Returns the chosen
+    unfitted POPS and a JSON-able summary: ``target``, ``reached``, ``settings``, ``box_scale``,
+    ``coverage``, ``coverage_cap``, ``uncoverable_groups``, ``n_candidates``.
+    """
+    if not hasattr(spec.backend, "calibrate"):
+        raise ValueError(f"backend {spec.name!r}: only POPS can be calibrated, not {type(spec.backend).__name__}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        chosen, report = spec.backend.calibrate(train, validation, target=spec.calibrate)
+    for w in caught:
+        logger.warning("%s: %s", spec.name, w.message)
+    info = {"target": report.target, "reached": report.reached, "settings": report.chosen["settings"],
+            "box_scale": chosen.box_scale, "coverage": report.chosen["coverage"],
+            "coverage_cap": report.chosen["coverage_cap"], "uncoverable_groups": report.chosen["uncoverable_groups"],
+            "n_candidates": len(report.candidates)}
+    logger.info("calibrated %s: %s, box scale %.3g, validation coverage %s%s", spec.name, info["settings"],
+                chosen.box_scale, info["coverage"], "" if report.reached else " (target not reached)")
+    return chosen, info
+
+
 def _expansion_broken(out) -> str | None:
     """Why an expansion's result must not be kept as bounds (None: it holds where checked).
 
@@ -256,22 +279,9 @@ class CoverageStudy:
         """POPS calibrated on the validation design, fitted on the training design."""
         if self.validation is None:
             raise ValueError(f"backend {spec.name!r} is calibrated on held-out configurations: give validation=")
-        if not hasattr(spec.backend, "calibrate"):
-            raise ValueError(f"backend {spec.name!r}: only POPS can be calibrated, not {type(spec.backend).__name__}")
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", RuntimeWarning)
-            chosen, report = spec.backend.calibrate(self.design(), self.design("validation"), target=spec.calibrate)
-        for w in caught:
-            logger.warning("%s: %s", spec.name, w.message)
+        chosen, info = calibrate_spec(spec, self.design(), self.design("validation"))
         ens = chosen.fit(self.design())
-        ens.metadata["calibration"] = {
-            "target": report.target, "reached": report.reached, "settings": report.chosen["settings"],
-            "box_scale": chosen.box_scale, "coverage": report.chosen["coverage"],
-            "coverage_cap": report.chosen["coverage_cap"], "uncoverable_groups": report.chosen["uncoverable_groups"],
-            "n_candidates": len(report.candidates),
-        }
-        self._log("calibrated %s: %s, box scale %.3g, validation coverage %s%s", spec.name, report.chosen["settings"],
-                  chosen.box_scale, report.chosen["coverage"], "" if report.reached else " (target not reached)")
+        ens.metadata["calibration"] = info
         return ens
 
     def _prop_key(self, prop) -> str:
