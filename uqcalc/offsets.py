@@ -21,7 +21,7 @@ from ase import units
 
 from .design import DesignMatrix
 
-__all__ = ["profile_offsets", "stress_components"]
+__all__ = ["offsets_in_gpa", "profile_offsets", "stress_components"]
 
 
 def stress_components(design: DesignMatrix) -> np.ndarray:
@@ -67,7 +67,8 @@ def profile_offsets(design: DesignMatrix, campaign: Sequence[str | None], ridge:
     labels = np.asarray([("" if c is None else str(c)) for c in campaign])
     if labels.shape != (design.n_rows,):
         raise ValueError(f"campaign needs one label per row ({design.n_rows}), got {labels.shape}")
-    normal = (stress_components(design) >= 0) & (stress_components(design) <= 2) & (labels != "")
+    component = stress_components(design)
+    normal = (component >= 0) & (component <= 2) & (labels != "")
     names = sorted({str(n) for n in labels[normal]})
     if not names:
         return design, {}

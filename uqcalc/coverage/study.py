@@ -21,6 +21,7 @@ from ..design import DesignMatrix
 from ..ensemble import ParameterEnsemble
 from ..model import LinearModel
 from ..propagate import BoxCorners, Propagator, build_propagator
+from ..propagate.implicit import BROKEN_FRACTION
 from ..properties.base import RelaxationError
 from ._io import as_float, clean
 from .metrics import interval_errors
@@ -98,9 +99,6 @@ def _box_interval(lower: float, upper: float, box: dict) -> tuple[float, float]:
     return min([lower, *at_corners]), max([upper, *at_corners])
 
 
-# an extreme member whose re-relaxation moves it by more than this fraction of the member range
-# means the expansion does not describe the ensemble's range: the study resamples instead
-BROKEN_FRACTION = 0.1
 
 
 def calibrate_spec(spec: BackendSpec, train: DesignMatrix, validation: DesignMatrix) -> tuple[object, dict]:
@@ -131,7 +129,7 @@ def _expansion_broken(out) -> str | None:
 
     :class:`~uqcalc.propagate.VerifyExtremes` re-relaxes the extreme members. An extreme member
     that could not be re-relaxed, or one whose re-relaxed value differs from the expansion's by
-    more than :data:`BROKEN_FRACTION` of the members' range, means the expansion does not
+    more than :data:`~uqcalc.propagate.implicit.BROKEN_FRACTION` of the members' range, means the expansion does not
     describe the ensemble's range. Smaller deviations are repaired instead: the re-relaxed
     values replace the expansion's for those members (so the bounds rest on them).
     """

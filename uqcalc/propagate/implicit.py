@@ -30,7 +30,11 @@ from .expansion import StateExpansion
 from .hessian import HessianSolver
 from .result import PropagationError, PropertyEnsemble
 
-__all__ = ["Implicit", "Linear"]
+__all__ = ["BROKEN_FRACTION", "Implicit", "Linear"]
+
+# a re-relaxed member that differs from the expansion's prediction by more than this fraction of
+# the member range contradicts the expansion (Implicit's spot check, and the studies' fallback)
+BROKEN_FRACTION = 0.1
 
 
 def _combiner(prop, states: Sequence, quantities0: Sequence[float]):
@@ -183,7 +187,7 @@ class Implicit(Propagator):
         values, errors = evaluate_members(prop, model.descriptor, model.members[checked], checked, executor,
                                           progress=progress, description=f"re-relax {prop.name}".strip())
         width = float(np.nanmax(members) - np.nanmin(members)) if members.size else 0.0
-        moved = [i for i in checked if i in values and abs(values[i] - members[i]) > 0.1 * width]
+        moved = [i for i in checked if i in values and abs(values[i] - members[i]) > BROKEN_FRACTION * width]
         if checked is not bad and (moved or errors):
             which = moved[0] if moved else min(errors)
             detail = (f"member {which} moves from {members[which]:.6g} to {values[which]:.6g}" if moved
