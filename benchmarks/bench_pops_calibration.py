@@ -51,38 +51,35 @@ def scores(ens, design, bounds="exact", z=2.0) -> dict:
     return out
 
 
-def vacancy_interval(snap, ens) -> dict:
-    """The Ta vacancy formation energy's box interval, propagated as a coverage study does."""
-    import warnings
+def designs(twojmax: int = 6):
+    """(SNAP, {"train", "calib", "test": DesignMatrix}) of the three-way group split (module docstring)."""
+    from uqcalc import data
+    from uqcalc.design import DesignMatrix
+    from uqcalc.fit_setup import snap_for
 
+    frames = data.read(DATA)
+    split = {"train": [a for a in frames if a.info["group"] not in TEST + CALIBRATION],
+             "calib": [a for a in frames if a.info["group"] in CALIBRATION],
+             "test": [a for a in frames if a.info["group"] in TEST]}
+    snap, _ = snap_for(["Ta"], "Ta06A", twojmax=twojmax)
+    return snap, {k: DesignMatrix.build(v, snap, progress=False) for k, v in split.items()}
+
+
+def vacancy_intervals(snap, train, backends: dict, store) -> dict:
+    """The Ta vacancy formation energy through a CoverageStudy (its propagation and fallback rules;
+    no reference, so unscored), with each backend's Born-unstable member count."""
     from uqcalc.calculator import LinearPotential
-    from uqcalc.coverage.study import _box_interval, _expansion_broken
-    from uqcalc.model import LinearModel
-    from uqcalc.propagate import propagate
-    from uqcalc.propagate.stability import mechanical_stability
+    from uqcalc.coverage import BackendSpec, CoverageStudy, TableReference
     from uqcalc.properties import suite
 
-    model = LinearModel(snap, ens)
-    prop = suite("Ta", names=["vacancy_formation_energy"], quick=True)[0].at_own_lattice(LinearPotential(snap, ens.theta))
-    notes = []
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            out = propagate(prop, model, "implicit", exact_corners=True, progress=False)
-            broken = _expansion_broken(out)
-            if broken:
-                notes.append(f"implicit not kept: {broken}")
-                raise RuntimeError(broken)
-        except Exception as err:  # noqa: BLE001 -- as the study: any failure falls back to resampling
-            if not notes:
-                notes.append(f"implicit failed: {str(err)[:120]}")
-            out = propagate(prop, model, "resample", max_members=20, exact_corners=True, progress=False)
-    lo, hi = _box_interval(out.lower, out.upper, out.diagnostics.get("box", {}))
-    unstable = sorted({i for s in out.diagnostics.get("states", []) for i in s.get("unstable_members", [])})
-    return {"value": float(out.value), "lower": float(lo), "upper": float(hi), "method": out.method,
-            "n_flags": len(out.flags), "notes": notes, "n_hessian_not_pd": len(unstable),
-            "wall_s": time.perf_counter() - t0, "stability": mechanical_stability(model, "Ta", "bcc").summary()}
+    theta = next(iter(backends.values())).fit(train).theta  # every POPS here shares θ̄ (same ridge fit)
+    prop = suite("Ta", names=["vacancy_formation_energy"], quick=True)[0].at_own_lattice(LinearPotential(snap, theta))
+    specs = [BackendSpec(name, backend, bounds="box") for name, backend in backends.items()]
+    res = CoverageStudy(train, snap, specs, [prop], TableReference({}), store=store, progress=False,
+                        resample_members=20).run()
+    return {r["backend"]: {"value": r["value"], "lower": r["lower"], "upper": r["upper"], "method": r["method"],
+                           "n_flags": len(r["flags"]), "notes": r["notes"],
+                           "stability": res.backends[r["backend"]]["stability"]} for r in res.records}
 
 
 def main() -> None:
@@ -95,21 +92,15 @@ def main() -> None:
         print(f"skipped: {DATA} not found")
         return
 
-    from uqcalc import data
-    from uqcalc.backends import MCMC, POPS
-    from uqcalc.design import DesignMatrix
-    from uqcalc.fit_setup import snap_for
+    import tempfile
 
-    frames = data.read(DATA)
-    test_frames = [a for a in frames if a.info["group"] in TEST]
-    calib_frames = [a for a in frames if a.info["group"] in CALIBRATION]
-    train_frames = [a for a in frames if a.info["group"] not in TEST + CALIBRATION]
-    snap, _ = snap_for(["Ta"], "Ta06A", twojmax=args.twojmax)
+    from uqcalc.backends import MCMC, POPS
+
     t0 = time.perf_counter()
-    train, calib, test = (DesignMatrix.build(f, snap, progress=False) for f in (train_frames, calib_frames, test_frames))
-    print(f"designs: train {train.n_rows} rows ({len(train_frames)} frames), calibration {calib.n_rows} "
-          f"({len(calib_frames)}), test {test.n_rows} ({len(test_frames)}); P = {train.n_params}; "
-          f"{time.perf_counter() - t0:.1f} s")
+    snap, d = designs(args.twojmax)
+    train, calib, test = d["train"], d["calib"], d["test"]
+    print(f"designs: train {train.n_rows} rows, calibration {calib.n_rows}, test {test.n_rows}; "
+          f"P = {train.n_params}; {time.perf_counter() - t0:.1f} s")
 
     results = {}
     t0 = time.perf_counter()
@@ -137,13 +128,15 @@ def main() -> None:
     print()
     print("| POPS | Ta vacancy formation energy | method | interval (eV) | flags | notes | Born-unstable members |")
     print("|---|---|---|---|---|---|---|")
-    for name, pops in (("default", POPS(random_state=0)), ("calibrated", chosen)):
-        ens = pops.fit(train)
-        v = vacancy_interval(snap, ens)
-        results[f"POPS {name}"]["vacancy"] = v
-        print(f"| {name} | {v['value']:.3f} | {v['method']} | [{v['lower']:.3f}, {v['upper']:.3f}] | {v['n_flags']} "
-              f"| {'; '.join(v['notes'])[:160]} | {v['stability']['n_unstable']} of {v['stability']['n_members']} "
-              f"{v['stability']['by_criterion']} |")
+    with tempfile.TemporaryDirectory() as store:
+        vacancy = vacancy_intervals(snap, train, {"POPS default": POPS(random_state=0), "POPS calibrated": chosen},
+                                    store)
+    for name, v in vacancy.items():
+        results[name]["vacancy"] = v
+        st = v["stability"]
+        print(f"| {name.split()[1]} | {v['value']:.3f} | {v['method']} | [{v['lower']:.3f}, {v['upper']:.3f}] "
+              f"| {v['n_flags']} | {'; '.join(v['notes'])[:160]} | {st['n_unstable']} of {st['n_members']} "
+              f"{st['by_criterion']} |")
 
     diag = POPS(random_state=0).diagnose(train)
     e = test.kind == "energy"

@@ -57,17 +57,9 @@ def ta_rows() -> list[dict]:
 
     if not ta.DATA.exists():
         return []
-    from uqcalc import data
     from uqcalc.backends import MCMC, POPS
-    from uqcalc.design import DesignMatrix
-    from uqcalc.fit_setup import snap_for
 
-    frames = data.read(ta.DATA)
-    split = {"test": [a for a in frames if a.info["group"] in ta.TEST],
-             "calib": [a for a in frames if a.info["group"] in ta.CALIBRATION],
-             "train": [a for a in frames if a.info["group"] not in ta.TEST + ta.CALIBRATION]}
-    snap, _ = snap_for(["Ta"], "Ta06A", twojmax=6)
-    d = {k: DesignMatrix.build(v, snap, progress=False) for k, v in split.items()}
+    _, d = ta.designs()
     import warnings
 
     with warnings.catch_warnings():
