@@ -113,7 +113,7 @@ class LinearPotential(CachedCalculator):
         theta = np.array(theta, dtype=float)
         if theta.shape != (descriptor.n_params,):
             raise ValueError(f"theta must have shape ({descriptor.n_params},), got {theta.shape}")
-        self.descriptor = descriptor
+        self.descriptor = descriptor.with_reference_theta(theta)
         self.theta = theta
         self.per_atom = bool(per_atom)
         # the descriptor spec (not the vector) keeps todict()/ase.db rows small and JSON-able
@@ -221,7 +221,7 @@ class UQCalculator(UncertaintyCalculator):
             raise ValueError("the ensemble carries no uncertainty (no box, members or covariance)")
         if include_noise and ensemble.noise_variance is None:
             raise ValueError("include_noise=True but the ensemble has no noise_variance")
-        self.descriptor = descriptor
+        self.descriptor = descriptor.with_reference_theta(ensemble.theta)
         self.ensemble = ensemble
         self.bounds = bounds
         self.per_atom = bool(per_atom)
@@ -259,6 +259,13 @@ class UQCalculator(UncertaintyCalculator):
             parts["stress"] = (rows.stress, rows.ref_stress, (6,))
         if rows.per_atom is not None:
             parts["energies"] = (rows.per_atom, rows.ref_per_atom, (n,))
+        # blocks the descriptor does not differentiate: the reference part is the point
+        # estimate (the model's own forces at fixed parameters) and there is no uncertainty
+        fixed = {"forces": "force", "stress": "stress"}
+        for b in [b for b in blocks if b in parts and fixed.get(b, "energy") not in rows.kinds]:
+            _, ref, shape = parts.pop(b)
+            nan = np.full(shape, np.nan)
+            store_block(self.results, b, ref.reshape(shape), nan, nan, nan, None)
         names = [b for b in blocks if b in parts]
         ens, mode = self.ensemble, self.effective_bounds
         M = ens.n_members

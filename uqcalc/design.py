@@ -98,12 +98,13 @@ def _frame_block(atoms: Atoms, index: int, rows, weights: dict, energy_per_atom:
         y.append([(float(atoms.info[ENERGY]) - rows.ref_energy) * scale])
         w.append([per_kind["energy"]])
         kind.append(["energy"])
-    if FORCES in atoms.arrays and per_kind["force"] > 0:
+    # rows a descriptor does not differentiate (Rows.kinds) carry no information on theta
+    if FORCES in atoms.arrays and per_kind["force"] > 0 and "force" in rows.kinds:
         X.append(rows.forces.reshape(3 * n, -1))
         y.append((np.asarray(atoms.arrays[FORCES], dtype=float) - rows.ref_forces).ravel())
         w.append(np.full(3 * n, per_kind["force"]))
         kind.append(["force"] * (3 * n))
-    if STRESS in atoms.info and per_kind["stress"] > 0:
+    if STRESS in atoms.info and per_kind["stress"] > 0 and "stress" in rows.kinds:
         if rows.stress is None:
             raise ValueError(f"frame {index} (group {group!r}) has REF_stress but the descriptor gave no stress rows")
         stress = np.asarray(atoms.info[STRESS], dtype=float)

@@ -1,4 +1,9 @@
-"""Linear feature maps: ``Atoms -> Rows`` (SNAP through LAMMPS, a pure-numpy pair basis)."""
+"""Linear feature maps: ``Atoms -> Rows`` (SNAP through LAMMPS, a pure-numpy pair basis, a
+foundation model's last layer).
+
+``LastLayer`` lives in :mod:`uqcalc.descriptors.last_layer`, which imports torch; it is loaded
+only when asked for, so the rest of uqcalc never imports torch.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,18 @@ from .base import Descriptor, Rows
 from .pair import PairBasis
 from .snap import SNAP
 
-__all__ = ["SNAP", "Descriptor", "PairBasis", "Rows", "from_spec", "worker_descriptor"]
+__all__ = ["SNAP", "Descriptor", "LastLayer", "PairBasis", "Rows", "from_spec", "worker_descriptor"]
 
 _TYPES = {"SNAP": SNAP, "PairBasis": PairBasis}
+_LAZY = {"LastLayer": "last_layer"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def from_spec(spec: dict) -> Descriptor:
@@ -23,10 +37,14 @@ def from_spec(spec: dict) -> Descriptor:
         If ``spec["type"]`` names no known descriptor.
     """
     kind = spec.get("type")
-    if kind not in _TYPES:
-        raise ValueError(f"unknown descriptor type {kind!r}; known: {sorted(_TYPES)}")
+    if kind in _LAZY:
+        cls = __getattr__(kind)
+    elif kind in _TYPES:
+        cls = _TYPES[kind]
+    else:
+        raise ValueError(f"unknown descriptor type {kind!r}; known: {sorted(_TYPES) + sorted(_LAZY)}")
     kwargs = {k: v for k, v in spec.items() if k != "type"}
-    return _TYPES[kind](**kwargs)
+    return cls(**kwargs)
 
 
 _local = threading.local()

@@ -26,6 +26,12 @@ class Rows:
     ``ref_*`` is the fixed reference part of the descriptor (e.g. ZBL), zero when
     there is none. ``stress`` is ``None`` for structures without a 3-D periodic
     cell; ``per_atom`` is ``None`` unless it was asked for.
+
+    ``kinds`` names the blocks whose rows are derivatives with respect to theta. A
+    descriptor may leave out force and stress rows (a foundation model's last layer without
+    feature Jacobians): then ``forces`` and ``stress`` are zero, the reference part holds the
+    model's forces and stress at fixed parameters, design matrices skip those rows and
+    calculators report no uncertainty for them.
     """
 
     energy: np.ndarray
@@ -36,6 +42,7 @@ class Rows:
     ref_forces: np.ndarray | None = None
     ref_stress: np.ndarray | None = None
     ref_per_atom: np.ndarray | None = None
+    kinds: tuple[str, ...] = ("energy", "force", "stress")
 
     def __post_init__(self):
         n = self.forces.shape[0]
@@ -94,6 +101,15 @@ class Descriptor(ABC):
     @abstractmethod
     def spec(self) -> dict:
         """JSON-able description that rebuilds this descriptor."""
+
+    def with_reference_theta(self, theta: np.ndarray) -> Descriptor:
+        """The descriptor to evaluate the model at ``theta`` with (default: this one).
+
+        A descriptor whose reference part depends on the parameters, for the rows it does
+        not provide (see ``Rows.kinds``), returns a copy evaluated at ``theta``; calculators
+        call this once with their point estimate.
+        """
+        return self
 
     def __eq__(self, other) -> bool:
         return type(self) is type(other) and self.spec() == other.spec()
