@@ -132,8 +132,8 @@ class _CHGNet(_Family):
             if torch.is_tensor(value) and value.is_floating_point():
                 setattr(crystal, key, value.to(dtype))
         # the converter rounds coordinates and cell to float32; take them from the structure
-        crystal.atom_frac_coord = torch.as_tensor(structure.frac_coords, dtype=dtype)
-        crystal.lattice = torch.as_tensor(structure.lattice.matrix, dtype=dtype)
+        crystal.atom_frac_coord = torch.tensor(structure.frac_coords, dtype=dtype)
+        crystal.lattice = torch.tensor(structure.lattice.matrix, dtype=dtype)
         with warnings.catch_warnings():  # CHGNet builds its volume tensor from tensors
             warnings.simplefilter("ignore", UserWarning)
             batch = BatchedGraph.from_graphs(
