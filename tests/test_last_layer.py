@@ -232,3 +232,41 @@ def test_core_never_imports_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_short_pairs_after_a_refit_are_flagged_and_the_prior_keeps_the_model():
+    """The refit-readout failure mode: a structure with a 1.6 Å pair, far outside training."""
+    from uqcalc.backends import BayesianRidge
+    from uqcalc.calculator import UQCalculator
+    from uqcalc.datasets.lammps_calculator import LammpsPotential, potential_commands
+    from uqcalc.design import DesignMatrix
+    from uqcalc.extrapolation import LeverageGate
+
+    teacher = LammpsPotential(potential_commands("W_2940_2017_2"), ["W"])  # stands in for DFT
+    rng = np.random.default_rng(0)
+    frames = []
+    for i in range(20):
+        atoms = bulk("W", "bcc", a=rng.uniform(3.05, 3.30), cubic=True) * (2, 2, 2)
+        atoms.rattle(rng.uniform(0.02, 0.15), seed=i)
+        atoms.calc = teacher
+        atoms.info["REF_energy"] = atoms.get_potential_energy()
+        atoms.calc = None
+        frames.append(atoms)
+    desc, theta0 = LastLayer.pretrained("chgnet-0.3.0", species=("W",))
+    design = DesignMatrix.build(frames, desc)
+    centred = BayesianRidge(n_members=50, random_state=0).fit(design, prior_mean=theta0)
+    at_zero = BayesianRidge(n_members=50, random_state=0).fit(design)
+
+    short = bulk("W", "bcc", a=3.17, cubic=True) * (2, 2, 2)
+    bond = short.positions[1] - short.positions[0]
+    short.positions[1] = short.positions[0] + 1.6 * bond / np.linalg.norm(bond)
+    rows = desc.rows(short)
+    pretrained = rows.evaluate(theta0)["energy"]
+    departure = {k: abs(rows.evaluate(e.theta)["energy"] - pretrained) / 16 for k, e in
+                 (("centred", centred), ("zero", at_zero))}
+    assert departure["centred"] < departure["zero"]
+
+    short.calc = UQCalculator(desc, centred, extrapolation=LeverageGate.from_design(design))
+    with pytest.warns(UserWarning, match="energy_extrapolation"):
+        short.get_potential_energy()
+    assert short.calc.results["energy_extrapolation"] > 10  # measured 1.7e3 with 40 frames

@@ -23,6 +23,7 @@ _UQ_PROPS = ("energy", "forces", "stress", "energies")
 METRICS = (
     "energy_std", "energy_std_per_atom", "forces_std", "stress_std", "energies_std",
     "energy_range", "energy_range_per_atom", "forces_range", "stress_range", "energies_range",
+    "energy_extrapolation",
 )  # fmt: skip
 """Names a threshold can refer to (see :func:`uncertainty_metrics`)."""
 
@@ -59,6 +60,8 @@ def uncertainty_metrics(results: Mapping[str, Any], n_atoms: int) -> dict[str, f
             out[f"{p}_std"] = float(np.max(results[f"{p}_std"]))
         if f"{p}_upper" in results and np.size(results[f"{p}_upper"]):
             out[f"{p}_range"] = float(np.max(np.asarray(results[f"{p}_upper"]) - results[f"{p}_lower"]))
+    if "energy_extrapolation" in results:  # grade of a LeverageGate (uqcalc.extrapolation)
+        out["energy_extrapolation"] = float(results["energy_extrapolation"])
     if n_atoms:
         for m in ("std", "range"):
             if f"energy_{m}" in out:

@@ -45,6 +45,7 @@ from ._monitor import (
     UncertaintyWarning,
 )
 from ._results import POINT_KEYS, UNCERTAINTY_KEYS, UncertaintyCalculator, store_block
+from .extrapolation import LeverageGate
 from .descriptors import Descriptor, from_spec
 from .descriptors.base import Rows
 from .errors import FileFormatError
@@ -160,6 +161,11 @@ class UQCalculator(UncertaintyCalculator):
         :class:`UncertaintyWarning`, an :class:`UncertaintyExceeded` error, or
         ``on_exceed(calc, atoms, metric, value, limit)``. Both are held by
         ``calc.monitor`` (a :class:`ThresholdMonitor`).
+    extrapolation : LeverageGate, optional
+        Feature-space leverage gate of the training data
+        (:meth:`uqcalc.extrapolation.LeverageGate.from_design`): every energy evaluation
+        stores ``energy_extrapolation`` (the grade, > 1 beyond every training structure), and
+        a grade above ``extrapolation.limit`` is acted on as ``on_exceed`` says.
 
     Notes
     -----
@@ -205,11 +211,18 @@ class UQCalculator(UncertaintyCalculator):
         include_noise: bool = False,
         threshold: Mapping[str, float] | None = None,
         on_exceed: OnExceed = "warn",
+        extrapolation: LeverageGate | None = None,
     ) -> None:
         if ensemble.n_params != descriptor.n_params:
             raise ValueError(
                 f"ensemble has {ensemble.n_params} parameters, descriptor {descriptor.n_params}"
             )
+        if extrapolation is not None:
+            if extrapolation.gram_inverse.shape != (descriptor.n_params,) * 2:
+                raise ValueError(f"extrapolation gate is for {extrapolation.gram_inverse.shape[0]} parameters, "
+                                 f"descriptor has {descriptor.n_params}")
+            threshold = {"energy_extrapolation": extrapolation.limit, **dict(threshold or {})}
+        self.extrapolation = extrapolation
         if bounds not in ("exact", "sampled", "gaussian"):
             raise ValueError(f"bounds must be 'exact', 'sampled' or 'gaussian', got {bounds!r}")
         has_cov = ensemble.covariance is not None or ensemble.n_members >= 2
@@ -245,7 +258,10 @@ class UQCalculator(UncertaintyCalculator):
 
     def _assemble(self, blocks: tuple[str, ...]) -> None:
         """Fill the keys of ``blocks`` from one descriptor evaluation (see the class notes)."""
-        self._predict(self.descriptor.rows(self.atoms, per_atom="energies" in blocks), blocks)
+        rows = self.descriptor.rows(self.atoms, per_atom="energies" in blocks)
+        self._predict(rows, blocks)
+        if self.extrapolation is not None and "energy" in blocks:
+            self.results["energy_extrapolation"] = self.extrapolation.grade(rows.energy, rows.n_atoms)
 
     def _predict(self, rows: Rows, blocks: Sequence[str]) -> None:
         """Fill ``results`` for ``blocks`` (those ``rows`` has) from the design rows of one structure."""

@@ -327,6 +327,24 @@ class DesignMatrix:
             config=self.config[rows], group=self.group[rows], metadata=metadata,
         )
 
+    def about(self, theta0: np.ndarray) -> DesignMatrix:
+        """The same rows with targets ``y − X θ₀``: fitting it fits a correction δ = θ − θ₀.
+
+        Every backend's ridge or Gaussian prior is centred on zero; on this design it is
+        centred on θ₀ (``Backend.fit(design, prior_mean=θ₀)`` uses it). The result records
+        its parent and θ₀'s digest, not the parent's identity.
+        """
+        theta0 = np.asarray(theta0, dtype=float)
+        if theta0.shape != (self.n_params,):
+            raise ValueError(f"theta0 must have shape ({self.n_params},), got {theta0.shape}")
+        metadata = {k: v for k, v in self.metadata.items() if k not in _IDENTITY_KEYS}
+        metadata |= {"parent": self.digest(), "selection": "about:" + hashlib.sha256(np.ascontiguousarray(theta0, dtype="<f8").tobytes()).hexdigest(),
+                     "n_frames": self.metadata.get("n_frames", int(np.unique(self.config).size))}
+        return DesignMatrix(
+            X=self.X, y=self.y - self.X @ theta0, w=self.w, kind=self.kind,
+            config=self.config, group=self.group, metadata=metadata,
+        )
+
     def digest(self) -> str:
         """A key for what this design is: equal digests mean the same rows, targets and weights.
 

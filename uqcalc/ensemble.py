@@ -195,6 +195,23 @@ class ParameterEnsemble:
         self.metadata = dict(metadata or {})
         self._member_cov = None
 
+    def shifted(self, delta: np.ndarray, **metadata) -> ParameterEnsemble:
+        """This ensemble moved by ``delta`` in parameter space (θ̄, members and box centre).
+
+        Spreads (box axes and limits about θ̄, covariance, noise) are unchanged; ``metadata``
+        entries are added to a copy of the ensemble's.
+        """
+        delta = np.asarray(delta, dtype=float)
+        if delta.shape != self.theta.shape:
+            raise ValueError(f"delta must have shape {self.theta.shape}, got {delta.shape}")
+        return ParameterEnsemble(
+            self.theta + delta,
+            members=self.members + delta,
+            axes=self.axes, lower=self.lower, upper=self.upper,
+            covariance=self.covariance, noise_variance=self.noise_variance,
+            metadata={**self.metadata, **metadata},
+        )
+
     # -- shape ---------------------------------------------------------------------------
 
     @property

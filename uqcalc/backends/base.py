@@ -211,13 +211,26 @@ class Backend:
         validate_params(type(self).__name__, self._parameter_constraints, self.get_params(),
                         self._parameter_relations)
 
-    def fit(self, design, *, theta=None):
+    def fit(self, design, *, theta=None, prior_mean=None):
         """Fit to a :class:`~uqcalc.design.DesignMatrix`; return a ParameterEnsemble.
 
         ``theta`` (P,), optional: a given point estimate the ensemble is built around (its
-        ``theta`` is exactly this vector); ``None`` fits one.
+        ``theta`` is exactly this vector); ``None`` fits one. ``prior_mean`` (P,), optional:
+        centre the backend's ridge / Gaussian prior on this vector instead of zero (a
+        pretrained readout the refit should not leave where the data say nothing).
         """
         raise NotImplementedError
+
+    def _fit_about(self, design, prior_mean, theta) -> ParameterEnsemble:
+        """``fit`` with the prior centred on ``prior_mean``: fit δ = θ − θ₀ to y − Xθ₀, shift back.
+
+        Exact for every backend here: each one's regulariser is a function of θ only through
+        the ridge/prior term, which on the residual design penalises ‖θ − θ₀‖ instead of ‖θ‖.
+        """
+        theta0 = check_theta(prior_mean, design.n_params)
+        given = None if theta is None else check_theta(theta, design.n_params) - theta0
+        ens = self.fit(design.about(theta0), theta=given)
+        return ens.shifted(theta0, prior_mean_digest=theta_digest(theta0))
 
     # -- helpers for subclasses -----------------------------------------------------------
 

@@ -293,7 +293,7 @@ class BayesianRidge(Backend):
         XtX, Xty, yty = design.gram(self.chunk_rows) if gram is None else gram
         return evidence_ridge(XtX, Xty, yty, n_effective_rows(design), full_output=True, **EVIDENCE.values(self))
 
-    def fit(self, design, *, theta=None) -> ParameterEnsemble:
+    def fit(self, design, *, theta=None, prior_mean=None) -> ParameterEnsemble:
         """Fit to a DesignMatrix and draw ``n_members`` from the Gaussian posterior.
 
         Parameters
@@ -307,7 +307,12 @@ class BayesianRidge(Backend):
             fit; ``metadata["noise_variance_given"]`` = ‖y − Xθ₀‖²_W/(N − γ) and
             ``metadata["point_estimate_mahalanobis"]`` = √((θ₀ − m)ᵀA(θ₀ − m)) say how far θ₀
             is from what this data supports (``docs/fixed_point_estimate.md``).
+        prior_mean : (P,) array, optional
+            Centre the ridge / prior on this vector (e.g. a pretrained readout) instead of
+            zero: the fit is of δ = θ − θ₀ on targets y − Xθ₀ (:meth:`Backend._fit_about`).
         """
+        if prior_mean is not None:
+            return self._fit_about(design, prior_mean, theta)
         self._validate_params()
         theta0 = check_theta(theta, design.n_params)
         res, info = self.fit_evidence(design)

@@ -100,7 +100,7 @@ class Bootstrap(Backend):
     ):
         self._store_params(locals())
 
-    def fit(self, design, *, theta=None) -> ParameterEnsemble:
+    def fit(self, design, *, theta=None, prior_mean=None) -> ParameterEnsemble:
         """Resample the frames of ``design`` and return the ensemble of refits.
 
         Parameters
@@ -112,7 +112,12 @@ class Bootstrap(Backend):
             from the full-data refit θ̂, moved to θ₀; ``theta`` = θ₀. ``covariance`` (the
             refits' sample covariance) and ``noise_variance`` (the refit's residual) are
             unchanged (``docs/fixed_point_estimate.md``).
+        prior_mean : (P,) array, optional
+            Centre the ridge / prior on this vector (e.g. a pretrained readout) instead of
+            zero: the fit is of δ = θ − θ₀ on targets y − Xθ₀ (:meth:`Backend._fit_about`).
         """
+        if prior_mean is not None:
+            return self._fit_about(design, prior_mean, theta)
         self._validate_params()
         theta0 = check_theta(theta, design.n_params)
         rng = self._rng(self.random_state)

@@ -256,7 +256,7 @@ class MCMC(Backend):
 
     # -- fit -------------------------------------------------------------------------------------
 
-    def fit(self, design, *, theta=None) -> ParameterEnsemble:
+    def fit(self, design, *, theta=None, prior_mean=None) -> ParameterEnsemble:
         """Sample the posterior of ``design`` and return the ensemble.
 
         Parameters
@@ -268,7 +268,12 @@ class MCMC(Backend):
             members θ₀ + (θ_m − θ̄) with θ̄ the posterior mean (Rao-Blackwellised in collapsed
             mode), ``theta`` = θ₀, ``covariance`` and ``noise_variance`` unchanged. ``chain_``
             and a stored chain hold the unshifted posterior (``docs/fixed_point_estimate.md``).
+        prior_mean : (P,) array, optional
+            Centre the ridge / prior on this vector (e.g. a pretrained readout) instead of
+            zero: the fit is of δ = θ − θ₀ on targets y − Xθ₀ (:meth:`Backend._fit_about`).
         """
+        if prior_mean is not None:
+            return self._fit_about(design, prior_mean, theta)
         self._validate_params()
         theta0 = check_theta(theta, design.n_params)
         fixed = self._fixed()

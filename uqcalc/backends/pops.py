@@ -395,7 +395,7 @@ class POPS(Backend):
 
     # -- fit -------------------------------------------------------------------------------
 
-    def fit(self, design, *, theta=None) -> ParameterEnsemble:
+    def fit(self, design, *, theta=None, prior_mean=None) -> ParameterEnsemble:
         """Fit to a DesignMatrix; return an ensemble with the exact box (hypercube posterior).
 
         Parameters
@@ -407,7 +407,12 @@ class POPS(Backend):
             kept row; the box (or the corrected sets) is about θ₀ and ``theta`` is θ₀. C, the
             leverages and the Bayesian covariance term are those of the ridge fit, which is still
             run (``docs/fixed_point_estimate.md``).
+        prior_mean : (P,) array, optional
+            Centre the ridge / prior on this vector (e.g. a pretrained readout) instead of
+            zero: the fit is of δ = θ − θ₀ on targets y − Xθ₀ (:meth:`Backend._fit_about`).
         """
+        if prior_mean is not None:
+            return self._fit_about(design, prior_mean, theta)
         self._validate_params()
         theta0 = check_theta(theta, design.n_params)
         return self._fit_from_state(design, self._ridge_state(design, fuse=True, theta0=theta0))
