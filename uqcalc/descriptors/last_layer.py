@@ -310,8 +310,12 @@ class LastLayer(Descriptor):
     dtype
         ``"float64"`` (default: energies exact to rounding) or ``"float32"`` (the models' own
         precision, about twice as fast).
+    forces
+        Without ``derivatives``: compute the model's forces and stress at ``readout`` (one
+        reverse pass). ``False`` skips it for energy-only work (design matrices of energy rows,
+        half the cost); forces and stress are then NaN, so nothing can use them by mistake.
     num_threads
-        torch intra-op threads; set 1 in worker processes (two threads per worker on a busy
+        torch intra-op threads (not part of :meth:`spec`); set 1 in worker processes (two threads per worker on a busy
         2-core machine stall the feature pass).
 
     Notes
@@ -327,6 +331,7 @@ class LastLayer(Descriptor):
         derivatives: bool = False,
         readout: np.ndarray | list[float] | None = None,
         dtype: str = "float64",
+        forces: bool = True,
         num_threads: int | None = None,
     ) -> None:
         if dtype not in _DTYPES:
@@ -336,6 +341,7 @@ class LastLayer(Descriptor):
         self.model = str(model)
         self.dtype = dtype
         self.derivatives = bool(derivatives)
+        self.forces = bool(forces)
         self.num_threads = num_threads
         fam = _family(self.model, dtype)
         self._w, self._kappa = fam.readout()
@@ -405,7 +411,7 @@ class LastLayer(Descriptor):
             "derivatives": self.derivatives,
             "readout": None if self.readout is None else [float(v) for v in self.readout],
             "dtype": self.dtype,
-            "num_threads": self.num_threads,
+            "forces": self.forces,
         }
 
     def spec(self) -> dict:
@@ -423,8 +429,9 @@ class LastLayer(Descriptor):
             raise ValueError("mixed periodic boundary conditions are not supported by the foundation models here")
         fam = _family(self.model, self.dtype)
         torch_dtype = _DTYPES[self.dtype]
-        with torch.enable_grad(), _default_dtype(torch_dtype):
-            g = fam.graph(atoms, torch_dtype, stress=periodic)
+        grad = self.derivatives or self.forces
+        with torch.set_grad_enabled(grad), _default_dtype(torch_dtype):
+            g = fam.graph(atoms, torch_dtype, stress=periodic and grad)
             H = g.features  # (N, K)
             n, K = H.shape
             P = self.n_params
@@ -448,6 +455,9 @@ class LastLayer(Descriptor):
                         stress[:, k] = dstrain
                 ref_forces = np.zeros((n, 3))
                 ref_stress = np.zeros(6) if periodic else None
+            elif not self.forces:
+                ref_forces = np.full((n, 3), np.nan)
+                ref_stress = np.full(6, np.nan) if periodic else None
             else:
                 w = torch.as_tensor(self._readout[:K], dtype=torch_dtype)
                 dpos, dstrain = g.grad((H @ w).sum(), False)
