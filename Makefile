@@ -4,6 +4,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# MACE's pins (e3nn 0.4.4) conflict with SevenNet's: its tests run in an environment of their own
+MACE_VENV  ?= .venv-mace
+MACE_PY    := $(MACE_VENV)/bin/python
+MACE_STAMP := $(MACE_VENV)/.installed
 
 .PHONY: venv demo test test-fast bench clean notebooks
 
@@ -13,13 +17,20 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,foundation]'
 	touch $(STAMP)
 
+$(MACE_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(MACE_VENV)
+	$(MACE_PY) -m pip install --quiet --upgrade pip
+	$(MACE_PY) -m pip install --quiet -e '.[mace]' 'pytest>=7'
+	touch $(MACE_STAMP)
+
 venv: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/uqcalc demo
 
-test: $(STAMP)
+test: $(STAMP) $(MACE_STAMP)
 	$(PY) -m pytest -q
+	$(MACE_PY) -m pytest -q -p no:cacheprovider tests/test_last_layer_mace.py
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
@@ -30,4 +41,4 @@ notebooks: $(STAMP)
 	$(PY) -m jupytext --update --to notebook tutorials/[0-9][0-9]_*.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .uqcalc-cache
+	rm -rf $(VENV) $(MACE_VENV) .pytest_cache .uqcalc-cache

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ class _Graph:
 
     features: torch.Tensor  # (N, K), already multiplied by the species scale a(s_i)
     grad: Callable[[torch.Tensor, bool], tuple[np.ndarray, np.ndarray | None]]
+    fixed: torch.Tensor | None = None  # (N,) per-atom energy outside the readout (MACE's ZBL pair part)
     # grad(scalar, retain) -> (dscalar/dR (N, 3), (1/V) dscalar/dstrain in ASE Voigt order or None)
 
 
@@ -277,17 +279,130 @@ def _default_dtype(dtype: torch.dtype):
         torch.set_default_dtype(previous)
 
 
+class _MACE(_Family):
+    """A MACE model (Batatia et al., NeurIPS 2022) the user provides, single head.
+
+    Its energy is E0(s_i) + scale · (pair_i + Σ_l readout_l(h_i^l)) + shift: every layer's
+    readout is linear in its input except the last, a ``NonLinearReadoutBlock`` whose
+    ``linear_2`` is linear in the hidden activations after the gate. Features: the scalar (0e)
+    channels of each linear readout's input and the last readout's hidden activations, times
+    the scale; ``κ_s = E0(s) + shift + scale · Σ_l b_l``; the ZBL pair part, when the model has
+    one, is the fixed reference part. MACE's ``get_descriptors()`` does not return the hidden
+    activations; forward hooks do.
+    """
+
+    def __init__(self, model, dtype: torch.dtype):
+        from mace.tools import AtomicNumberTable
+
+        self.name = "mace"
+        if isinstance(model, (str, os.PathLike)):
+            model = torch.load(str(model), map_location="cpu", weights_only=False)
+        heads = list(getattr(model, "heads", ["Default"]) or ["Default"])
+        if len(heads) != 1:
+            raise ValueError(f"multi-head MACE models ({heads}) are not supported; export a single head")
+        self.heads = heads
+        self.model = model.to(dtype).eval()
+        self.numbers = tuple(int(z) for z in model.atomic_numbers)
+        self.z_table = AtomicNumberTable(list(self.numbers))
+        self.r_max = float(model.r_max)
+        self._dtype = dtype
+        self._linears = []  # (module whose input is captured, columns kept)
+        for readout in model.readouts:
+            lin = readout.linear_2 if hasattr(readout, "linear_2") else readout.linear
+            cols = [i for (mul, ir), sl in zip(lin.irreps_in, lin.irreps_in.slices()) if ir.l == 0 and ir.p == 1
+                    for i in range(sl.start, sl.stop)]
+            self._linears.append((lin, cols))
+        scale_shift = getattr(model, "scale_shift", None)
+        self._scale = 1.0 if scale_shift is None else float(torch.atleast_1d(scale_shift.scale)[0])
+        self._shift = 0.0 if scale_shift is None else float(torch.atleast_1d(scale_shift.shift)[0])
+        self._constants = None
+
+    def readout(self):
+        ws, bias = [], 0.0
+        for lin, cols in self._linears:
+            w, b = _probe_linear(lin, lin.irreps_in.dim, self._dtype)
+            ws.append(w[cols])
+            bias += b
+        e0 = self.model.atomic_energies_fn.atomic_energies.detach().double().numpy().reshape(-1)
+        kappa = {z: e0[i] + self._shift + self._scale * bias for i, z in enumerate(self.numbers)}
+        return np.concatenate(ws), kappa
+
+    def graph(self, atoms, dtype, stress):
+        from mace import data as mace_data
+        from mace.tools import torch_geometric
+
+        config = mace_data.config_from_atoms(atoms, head_name=self.heads[0])
+        graph = mace_data.AtomicData.from_config(config, z_table=self.z_table, cutoff=self.r_max, heads=self.heads)
+        batch = next(iter(torch_geometric.dataloader.DataLoader([graph], batch_size=1, shuffle=False))).to_dict()
+        for key, value in batch.items():
+            if torch.is_tensor(value) and value.is_floating_point():
+                batch[key] = value.to(dtype)
+        positions = batch["positions"].requires_grad_(True)
+        displacement = torch.zeros((1, 3, 3), dtype=dtype, requires_grad=True) if stress else None
+        if stress:
+            batch["displacement"] = displacement
+        captured = []
+        hooks = [lin.register_forward_hook(lambda mod, inp, out, c=cols: captured.append(inp[0][:, c]))
+                 for lin, cols in self._linears]
+        try:
+            out = self.model(batch, training=True, compute_force=False, compute_displacement=stress)
+        finally:
+            for h in hooks:
+                h.remove()
+        features = self._scale * torch.cat(captured, dim=1)
+        volume = abs(atoms.cell.volume) if stress else None
+
+        def grad(scalar, retain):
+            inputs = (positions, displacement) if stress else (positions,)
+            g = torch.autograd.grad(scalar, inputs, retain_graph=retain, allow_unused=True)
+            dpos = np.zeros((len(atoms), 3)) if g[0] is None else g[0].double().numpy()
+            if not stress:
+                return dpos, None
+            d = np.zeros((3, 3)) if g[1] is None else g[1].double().numpy()[0]
+            d = 0.5 * (d + d.T) / volume
+            return dpos, d[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+
+        if self._constants is None:
+            self._constants = self.readout()
+        w, kappa = self._constants
+        kappa_i = torch.as_tensor([kappa[int(z)] for z in atoms.numbers], dtype=dtype)
+        # what the readout does not explain (the ZBL pair part; rounding otherwise)
+        fixed = out["node_energy"].to(dtype) - features @ torch.as_tensor(w, dtype=dtype) - kappa_i
+        return _Graph(features, grad, fixed=fixed)
+
+    def calculator(self):
+        from mace.calculators import MACECalculator
+
+        dtype = "float64" if self._dtype == torch.float64 else "float32"
+        return MACECalculator(models=[self.model], device="cpu", default_dtype=dtype)
+
+
 _FAMILIES = {"chgnet": _CHGNet, "sevenn": _SevenNet}
 _LOADED: dict[tuple[str, str], _Family] = {}
 
 
+_MACE_MODULES: dict[str, torch.nn.Module] = {}  # in-memory MACE models by their "mace-module:<id>" name
+
+
 def _family(name: str, dtype: str) -> _Family:
-    """The loaded model family for ``name`` (one per process and dtype: loading costs seconds)."""
-    if name not in PRETRAINED:
-        raise ValueError(f"unknown foundation model {name!r}; known: {sorted(PRETRAINED)}")
+    """The loaded model family for ``name`` (one per process and dtype: loading costs seconds).
+
+    ``name`` is a :data:`PRETRAINED` name, ``"mace:<path>"`` or ``"mace-module:<id>"``.
+    """
     key = (name, dtype)
-    if key not in _LOADED:
+    if key in _LOADED:
+        return _LOADED[key]
+    if name.startswith("mace:"):
+        _LOADED[key] = _MACE(name[len("mace:"):], _DTYPES[dtype])
+    elif name.startswith("mace-module:"):
+        if name not in _MACE_MODULES:
+            raise ValueError(f"{name}: a MACE model given as a module exists only in the process that "
+                             "created it; save it (torch.save) and use LastLayer.from_mace(path) for workers")
+        _LOADED[key] = _MACE(_MACE_MODULES[name], _DTYPES[dtype])
+    elif name in PRETRAINED:
         _LOADED[key] = _FAMILIES[PRETRAINED[name]](name, _DTYPES[dtype])
+    else:
+        raise ValueError(f"unknown foundation model {name!r}; known: {sorted(PRETRAINED)}, or LastLayer.from_mace(path)")
     return _LOADED[key]
 
 
@@ -379,6 +494,20 @@ class LastLayer(Descriptor):
         desc = cls(name, **kwargs)
         return desc, desc.pretrained_theta()
 
+    @classmethod
+    def from_mace(cls, model, **kwargs) -> tuple[LastLayer, np.ndarray]:
+        """The descriptor of a MACE model (a file for ``torch.load`` or the module) and its readout θ.
+
+        A path is part of :meth:`spec` (worker processes reload it); a module is usable in this
+        process only. Keyword arguments go to :class:`LastLayer`.
+        """
+        if isinstance(model, torch.nn.Module):
+            name = f"mace-module:{id(model)}"
+            _MACE_MODULES[name] = model
+        else:
+            name = f"mace:{os.fspath(model)}"
+        return cls.pretrained(name, **kwargs)
+
     def pretrained_theta(self) -> np.ndarray:
         """``θ`` of the pretrained readout: ``(w, κ_s for s in species)``."""
         return np.concatenate([self._w, [self._kappa[chemical_symbols.index(s)] for s in self.species]])
@@ -437,11 +566,12 @@ class LastLayer(Descriptor):
             P = self.n_params
             per_atom_rows = np.zeros((n, P))
             per_atom_rows[:, :K] = H.detach().double().numpy()
-            ref_per_atom = np.zeros(n)
+            fixed = g.fixed
+            ref_per_atom = np.zeros(n) if fixed is None else fixed.detach().double().numpy().copy()
             for i, z in enumerate(numbers):
                 j = self._column.get(int(z))
                 if j is None:
-                    ref_per_atom[i] = self._kappa[int(z)]
+                    ref_per_atom[i] += self._kappa[int(z)]
                 else:
                     per_atom_rows[i, K + j] = 1.0
             forces = np.zeros((n, 3, P))
@@ -453,14 +583,19 @@ class LastLayer(Descriptor):
                     forces[:, :, k] = -dpos
                     if periodic:
                         stress[:, k] = dstrain
-                ref_forces = np.zeros((n, 3))
-                ref_stress = np.zeros(6) if periodic else None
+                if fixed is None:
+                    ref_forces = np.zeros((n, 3))
+                    ref_stress = np.zeros(6) if periodic else None
+                else:
+                    dpos, ref_stress = g.grad(fixed.sum(), False)
+                    ref_forces = -dpos
             elif not self.forces:
                 ref_forces = np.full((n, 3), np.nan)
                 ref_stress = np.full(6, np.nan) if periodic else None
             else:
                 w = torch.as_tensor(self._readout[:K], dtype=torch_dtype)
-                dpos, dstrain = g.grad((H @ w).sum(), False)
+                energy = (H @ w).sum() if fixed is None else (H @ w).sum() + fixed.sum()
+                dpos, dstrain = g.grad(energy, False)
                 ref_forces = -dpos
                 ref_stress = dstrain
         return Rows(
