@@ -70,7 +70,7 @@ def test_coverage_studies_reject_what_does_not_apply_in_one_line(tmp_path, capsy
     assert main(["coverage", "capacity_sweep", "--names", "a0"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == ["uqcalc: error: capacity_sweep takes no --names"]
     assert main(["coverage", "tungsten_teacher", "--data", "x.xyz"]) == 2
-    assert "--data applies to tungsten_dft and heldout only" in capsys.readouterr().err
+    assert "--data applies to tungsten_dft, heldout and foundation only, not tungsten_teacher" in capsys.readouterr().err
     absent = tmp_path / "absent.extxyz.gz"
     assert main(["coverage", "tungsten_dft", "--data", str(absent)]) == 2
     err = capsys.readouterr().err.strip().splitlines()

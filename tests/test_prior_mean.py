@@ -127,5 +127,8 @@ def test_uq_calculator_reports_and_warns_on_extrapolation():
     with pytest.warns(UserWarning, match="energy_extrapolation"):
         squeezed.get_potential_energy()
     assert calc.results["energy_extrapolation"] > 1.0
+    # an ungated calculator does not claim the grade (ASE would raise asking for it)
+    assert "energy_extrapolation" in calc.implemented_properties
+    assert "energy_extrapolation" not in UQCalculator(desc, ens).implemented_properties
     with pytest.raises(ValueError, match="parameters"):
         UQCalculator(PairBasis(n_basis=5), ens.__class__(np.zeros(5), members=np.zeros((2, 5))), extrapolation=gate)

@@ -97,7 +97,7 @@ class UncertaintyCalculator(CachedCalculator):
         Model description for :meth:`todict`.
     """
 
-    implemented_properties: ClassVar[list[str]] = list(POINT_KEYS) + list(UNCERTAINTY_KEYS) + ["energy_extrapolation"]
+    implemented_properties: ClassVar[list[str]] = list(POINT_KEYS) + list(UNCERTAINTY_KEYS)
 
     def __init__(
         self,

@@ -222,6 +222,8 @@ class UQCalculator(UncertaintyCalculator):
                 raise ValueError(f"extrapolation gate is for {extrapolation.gram_inverse.shape[0]} parameters, "
                                  f"descriptor has {descriptor.n_params}")
             threshold = {"energy_extrapolation": extrapolation.limit, **dict(threshold or {})}
+            # only a gated calculator has the grade to give
+            self.implemented_properties = [*type(self).implemented_properties, "energy_extrapolation"]
         self.extrapolation = extrapolation
         if bounds not in ("exact", "sampled", "gaussian"):
             raise ValueError(f"bounds must be 'exact', 'sampled' or 'gaussian', got {bounds!r}")

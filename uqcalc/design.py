@@ -21,6 +21,7 @@ backends, per-frame statistics, identity (:meth:`DesignMatrix.digest`) and persi
 from __future__ import annotations
 
 import hashlib
+import time
 import json
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -243,6 +244,7 @@ class DesignMatrix:
             if cache_path.exists():
                 return cls.load(cache_path)
 
+        t_start = time.perf_counter()
         bar = tqdm(total=len(frames), desc="design rows", unit="frame", disable=None if progress is None else not progress)
         blocks = []
         if executor is None:
@@ -276,6 +278,8 @@ class DesignMatrix:
                 "weights": resolved,
                 "energy_per_atom": energy_per_atom,
                 "cache_key": key,
+                # kept in the cache: a design read back still says what building it cost
+                "build_wall_s": time.perf_counter() - t_start,
             },
         )
         if 0 < design.n_rows < P:
