@@ -40,6 +40,28 @@ def fitted_model(n_members: int = 8):
     return descriptor, BayesianRidge(n_members=n_members, random_state=0).fit(design)
 
 
+def stretched(ens, factor: float):
+    """The ensemble with every member's deviation from θ̄ multiplied by ``factor``."""
+    from uqcalc.ensemble import ParameterEnsemble
+
+    return ParameterEnsemble(ens.theta, members=ens.theta + factor * (ens.members - ens.theta))
+
+
+def stretched_until(ens, scenario, factors=(10, 15, 20, 30, 40, 60, 80)):
+    """The least-stretched ensemble for which ``scenario(ensemble)`` holds.
+
+    Scenarios that need members beyond a stability limit: where that limit lies depends on the
+    seeded draws, so a fixed stretch would test the draws rather than the code.
+    """
+    import pytest
+
+    for factor in factors:
+        wide = stretched(ens, factor)
+        if scenario(wide):
+            return wide
+    pytest.fail(f"no stretch in {factors} produces the scenario")
+
+
 
 
 def recombine(prop, calc, translate=None, states=None) -> float:

@@ -133,3 +133,23 @@ def test_evidence_survives_dead_feature_columns():
     assert np.all(np.isfinite(res.theta))
     lsq = np.linalg.lstsq(X[:, :4], y, rcond=None)[0]
     np.testing.assert_allclose(X @ res.theta, X[:, :4] @ lsq, atol=1e-6)  # fits as least squares does
+
+
+def test_seeded_members_do_not_depend_on_the_lapack_eigenvector_signs(monkeypatch):
+    """LAPACK builds (CPU kernels) may return any eigenvector with either sign; members drawn
+    from the same seed must be the same on every machine. A LAPACK that flips every other
+    column is simulated by wrapping scipy's eigh."""
+    import uqcalc.backends.bayes as bayes
+
+    X, y = _problem()
+    d = DesignMatrix(X=X, y=y)
+    here = BayesianRidge(n_members=20, random_state=3).fit(d)
+    real_eigh = bayes.eigh
+
+    def flipped_eigh(a, *args, **kwargs):
+        s, V = real_eigh(a, *args, **kwargs)
+        return s, V * np.where(np.arange(V.shape[1]) % 2, -1.0, 1.0)
+
+    monkeypatch.setattr(bayes, "eigh", flipped_eigh)
+    there = BayesianRidge(n_members=20, random_state=3).fit(d)
+    np.testing.assert_allclose(there.members, here.members, rtol=0, atol=1e-12 * np.abs(here.members).max())

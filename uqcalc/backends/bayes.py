@@ -30,6 +30,7 @@ __all__ = [
     "GAMMA_PRIOR",
     "BayesianRidge",
     "EvidenceResult",
+    "canonical_signs",
     "evidence_ridge",
     "gram_eigh",
     "log_evidence",
@@ -95,11 +96,24 @@ class EvidenceResult(NamedTuple):
     """(P, P) eigenvectors V (columns)."""
 
 
+def canonical_signs(V: np.ndarray) -> np.ndarray:
+    """Eigenvectors (columns) with the largest-|.| entry of each made positive.
+
+    LAPACK builds differ in the sign they give an eigenvector; members drawn as z @ Vᵀ from a
+    seeded z would then differ between machines. Fixing the sign makes a seed reproducible.
+    """
+    V = np.asarray(V, dtype=float)
+    if V.size == 0:
+        return V
+    pivot = V[np.argmax(np.abs(V), axis=0), np.arange(V.shape[1])]
+    return V * np.where(pivot < 0, -1.0, 1.0)
+
+
 def gram_eigh(XtX: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Eigendecomposition of a Gram matrix, eigenvalues clipped at 0 (rounding)."""
+    """Eigendecomposition of a Gram matrix, eigenvalues clipped at 0 (rounding), signs canonical."""
     XtX = np.asarray(XtX, dtype=float)
     s, V = eigh(0.5 * (XtX + XtX.T))
-    return np.maximum(s, 0.0), V
+    return np.maximum(s, 0.0), canonical_signs(V)
 
 
 def n_effective_rows(design) -> int:

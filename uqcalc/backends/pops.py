@@ -44,7 +44,7 @@ from ..design import KINDS
 from ..ensemble import _SAMPLERS, ParameterEnsemble
 from . import box_diagnostics, calibration, selection
 from .base import Backend, check_theta
-from .bayes import EVIDENCE, evidence_ridge, gram_eigh, n_effective_rows
+from .bayes import EVIDENCE, canonical_signs, evidence_ridge, gram_eigh, n_effective_rows
 from .params import Interval, Options, RandomStateLike, Satisfies, fill_doc
 
 __all__ = ["POPS", "pops_corrections"]
@@ -369,10 +369,7 @@ class POPS(Backend):
         evals, evecs = eigh(0.5 * (G + G.T))
         evals, evecs = evals[::-1], evecs[:, ::-1]
         keep = evals > self.mode_threshold * evals[0] if evals[0] > 0 else np.zeros(P, bool)
-        U = evecs[:, keep]
-        # sign convention: largest-|.| entry of each axis positive (reproducible across runs)
-        pivot = U[np.argmax(np.abs(U), axis=0), np.arange(U.shape[1])]
-        U = U * np.where(pivot < 0, -1.0, 1.0)
+        U = canonical_signs(evecs[:, keep])
         R = U.shape[1]
         K = int(kept.sum())
         if R == 0:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .bayes import gram_eigh
+
 __all__ = ["LinearGaussianPosterior", "natural_temperature"]
 
 _LOG2PI = float(np.log(2.0 * np.pi))
@@ -39,7 +41,7 @@ class LinearGaussianPosterior:
     def __init__(self, XtX, Xty, n_rows, theta_ref, residual_ref, temperature=1.0,
                  hyperprior=(1e-6, 1e-6, 1e-6, 1e-6), eig=None):
         if eig is None:
-            eig = np.linalg.eigh(XtX)
+            eig = gram_eigh(XtX)
         s, V = eig
         self.s = np.clip(np.asarray(s, dtype=float), 0.0, None)  # round-off can make zero modes negative
         self.V = np.asarray(V, dtype=float)

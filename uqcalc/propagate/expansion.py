@@ -102,7 +102,7 @@ class StateExpansion:
         self.coords: Coordinates | None = None
         self.M = self.g0 = None
         self.kind = "fixed"  # "fixed" (no coordinates move), "dense", "matrix-free"
-        self._E = self._S = self._Hs = self._T_mode = self._W = self._inv0 = self._op = None
+        self._E = self._S = self._Hs = self._Hfree = self._T_mode = self._W = self._inv0 = self._op = None
         self._z0 = self._Zb = self._basis = None
 
     # -- construction ---------------------------------------------------------------------------
@@ -206,7 +206,7 @@ class StateExpansion:
         V = Bx @ pinv.basis  # eigenvectors of H(θ̄) on the free space, x coordinates
         exp._inv0 = (V / pinv.eigenvalues) @ V.T  # H(θ̄)⁺
         if mode != "fixed":
-            exp._reduce(Hx, V[:, np.argsort(pinv.eigenvalues)[:_SOFT_MODES]])
+            exp._reduce(Hx, V[:, np.argsort(pinv.eigenvalues)[:_SOFT_MODES]], Bx)
         del Hx, Hbar
         info.update(hessian=kind, member_hessian=mode != "fixed", member_hessian_mode=mode,
                     n_evaluations=info["n_evaluations"] + hinfo["n_evaluations"],
@@ -235,14 +235,16 @@ class StateExpansion:
                               "pass member_hessian=False")
         return aug[:, None], "fixed"
 
-    def _reduce(self, Hx: np.ndarray, soft: np.ndarray) -> None:
+    def _reduce(self, Hx: np.ndarray, soft: np.ndarray, free: np.ndarray) -> None:
         """Member Hessians on the subspace S = span(H(θ̄)⁺[g₀, M], softest modes of H(θ̄)).
 
         A member's solve H(θ_m) x = s_m is done by Galerkin projection on S: S contains the
         fixed-Hessian response H(θ̄)⁺s_m, so the prediction is exact for H(θ_m) = H(θ̄) and its
         first-order change in H (the ``U_qqθ`` third-order term) is captured exactly; what is lost
-        is O(|δ|⁴). It replaces an n_dof³ solve per member by a (≤ P + 1 + 16)³ one. The softest
-        modes of H(θ̄) are in S so that a member for which they turn negative is seen.
+        is O(|δ|⁴). It replaces an n_dof³ solve per member by a (≤ P + 1 + 16)³ one.
+
+        Whether H(θ_m) is positive definite is decided on the whole free space (basis ``free``),
+        not on S: far from θ̄ a member can turn a mode negative that is stiff at θ̄.
         """
         rhs = np.concatenate([self.g0[:, None], self.M], axis=1)
         if self._E is not None:
@@ -253,6 +255,8 @@ class StateExpansion:
         tmp = np.tensordot(S.T, Hx, axes=(1, 0))  # (d, m, K)
         Hs = np.tensordot(tmp, S, axes=(1, 0)).transpose(0, 2, 1)  # (d, d, K)
         self._S, self._Hs = S, 0.5 * (Hs + Hs.transpose(1, 0, 2))
+        Hf = np.tensordot(np.tensordot(free.T, Hx, axes=(1, 0)), free, axes=(1, 0)).transpose(0, 2, 1)
+        self._Hfree = 0.5 * (Hf + Hf.transpose(1, 0, 2))
 
     def _coef(self, thetas: np.ndarray) -> np.ndarray:
         """Weights (K_m, K) of the Hessian components for parameter vectors (K_m, P)."""
@@ -304,7 +308,8 @@ class StateExpansion:
                 Hm = np.einsum("abK,mK->mab", self._Hs, coef[a : a + _CHUNK])
                 Y[a : a + _CHUNK] = np.linalg.solve(Hm, R[a : a + _CHUNK, :, None])[..., 0]
                 if check:
-                    unstable.extend(a + k for k in _not_positive_definite(Hm))
+                    Hf = np.einsum("abK,mK->mab", self._Hfree, coef[a : a + _CHUNK])
+                    unstable.extend(a + k for k in _not_positive_definite(Hf))
             self._last_unstable = (thetas.shape[0], unstable)
             X = Y @ self._S.T
         return X if E is None else X @ E.T
