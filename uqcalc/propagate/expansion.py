@@ -64,7 +64,7 @@ _AUTO_DENSE_MAX_DOF = 3000
 _TENSOR_BUDGET = 3e7
 # members per batched solve
 _CHUNK = 64
-# softest modes of H(θ̄) added to the member-Hessian subspace (to see members that destabilise them)
+# softest modes of H(θ̄) added to the member-Hessian subspace (the members' solves are most sensitive there)
 _SOFT_MODES = 16
 
 
