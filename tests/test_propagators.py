@@ -12,6 +12,7 @@ import pytest
 from ase.build import bulk
 
 from uqcalc import LinearModel, LinearPotential, UQCalculator, propagate
+from uqcalc.descriptors.base import Descriptor
 from uqcalc.ensemble import ParameterEnsemble
 from uqcalc.propagate import (
     METHODS,
@@ -241,3 +242,53 @@ def test_a_searched_saddle_state_needs_no_special_case(model):
     # NEB converged to 1e-3 eV/Å: the members' barriers agree to a small fraction of their spread
     assert np.abs(imp.members - ref.members).max() < 0.01 * ref.std, (imp.members, ref.members)
     assert imp.value == pytest.approx(ref.value, abs=1e-5)
+
+
+# -- descriptors without force and stress rows (a foundation model's last layer, say) --------
+
+
+class _EnergyRowsOnly(Descriptor):
+    """The pair model with its force and stress rows withheld, as ``LastLayer(derivatives=False)``
+    does: the rows are zero placeholders and the reference part holds the forces and stress at
+    a fixed θ (``with_reference_theta``)."""
+
+    def __init__(self, inner, theta):
+        self.inner, self.theta, self.species = inner, np.asarray(theta, dtype=float), inner.species
+
+    @property
+    def n_params(self) -> int:
+        return self.inner.n_params
+
+    def spec(self) -> dict:
+        return {"type": "energy-rows-only", "inner": self.inner.spec(), "theta": self.theta.tolist()}
+
+    def with_reference_theta(self, theta):
+        return _EnergyRowsOnly(self.inner, theta)
+
+    def rows(self, atoms, per_atom=False):
+        r = self.inner.rows(atoms, per_atom)
+        return dataclasses.replace(
+            r, forces=np.zeros_like(r.forces), stress=None if r.stress is None else np.zeros_like(r.stress),
+            ref_forces=r.forces @ self.theta + r.ref_forces,
+            ref_stress=None if r.stress is None else r.stress @ self.theta + r.ref_stress, kinds=("energy",))
+
+
+def test_energies_of_states_need_no_force_rows_and_responses_refuse_placeholders():
+    """First-order state energies (envelope theorem) are the same with or without force rows;
+    anything built from dq*/dθ (a relaxation volume, elastic constants) must not read zero
+    placeholder rows as "θ moves nothing" — before the check it returned a std of exactly 0."""
+    from uqcalc.properties import VacancyRelaxationVolume
+    from uqcalc.propagate.stability import mechanical_stability
+
+    descriptor, ens = fitted_model(8)
+    energy_only = _EnergyRowsOnly(descriptor, ens.theta)
+    prop = VacancyFormationEnergy(size=3, fmax=1e-4, lattice_constant=A0)
+    full = propagate(prop, (descriptor, ens), "linear", progress=False)
+    partial = propagate(prop, (energy_only, ens), "linear", progress=False)
+    assert np.ptp(full.members) > 1e-4  # the members differ: a comparison that can fail
+    np.testing.assert_allclose(partial.members, full.members, rtol=0, atol=1e-6 * np.ptp(full.members))
+    with pytest.raises(ValueError, match="force rows"):
+        propagate(VacancyRelaxationVolume(size=3, fmax=1e-4, lattice_constant=A0), (energy_only, ens), "linear",
+                  progress=False)
+    with pytest.raises(ValueError, match="stress rows"):
+        mechanical_stability((energy_only, ens), "W", n_grid=5)

@@ -57,6 +57,18 @@ class Rows:
     def n_atoms(self) -> int:
         return self.forces.shape[0]
 
+    def require(self, kind: str, purpose: str) -> None:
+        """Raise ``ValueError`` naming ``purpose`` unless the ``kind`` block holds θ-derivative rows.
+
+        Zero rows for a block outside ``kinds`` are a placeholder, not a derivative: anything
+        that differentiates forces or stress with respect to θ must refuse them rather than
+        return a response of exactly zero.
+        """
+        if kind not in self.kinds:
+            raise ValueError(f"{purpose} needs {kind} rows, and this descriptor gives {', '.join(self.kinds)} rows "
+                             "only (a LastLayer without derivatives=True, say): build it with the derivatives, "
+                             "or propagate with method='resample'")
+
     def evaluate(self, theta: np.ndarray) -> dict[str, np.ndarray | float]:
         """Energy, forces, stress (and per-atom energies) for parameters ``theta``.
 

@@ -169,6 +169,11 @@ class StateExpansion:
                     n_constrained=0 if B is None else coords.n_dof - B.shape[1] - Z.shape[1])
         if not (need_hessian or quantity == "volume"):
             return exp
+        # dq*/dθ is built from the gradient rows: zero placeholder rows would read as "no response"
+        if coords.has_positions:
+            rows.require("force", f"the response of state {name!r} to θ")
+        if coords.has_strain:
+            rows.require("stress", f"the response of state {name!r}'s cell to θ")
         row_scale = max(1.0, np.abs(rows.energy).max() / max(len(base), 1))
         if relax == "positions" and np.abs(free(exp.M)).max() <= 1e-9 * row_scale:
             # symmetric state: no parameter moves it (perfect crystal), dq*/dθ = 0 exactly

@@ -56,6 +56,7 @@ def _strained(atoms, voigt_index: int, step: float):
 def _rows(descriptor, atoms) -> tuple[np.ndarray, np.ndarray]:
     """Stress rows (6, P) and reference stress (6,) of one cell."""
     rows = descriptor.rows(atoms)
+    rows.require("stress", "elastic constants from stress rows")
     ref = np.zeros(6) if rows.ref_stress is None else np.asarray(rows.ref_stress, dtype=float)
     return np.asarray(rows.stress, dtype=float), ref
 
