@@ -411,3 +411,27 @@ def test_a_calibrated_pops_backend_in_a_study(tmp_path):
     assert "rattled (calibration set)" in text and "box scale" in text
     with pytest.raises(ValueError, match="validation="):
         CoverageStudy(train, descriptor, [spec], [], teacher_reference(), progress=False).ensemble(spec)
+
+
+def test_a_prior_centred_spec_fits_about_its_mean_and_is_stored_under_its_own_key(tmp_path):
+    """BackendSpec(prior_mean=θ₀, theta=θ̄): the study's ensemble is ``backend.fit(design,
+    prior_mean=θ₀, theta=θ̄)`` (oracle: the backend called directly), and a different θ₀ is a
+    different stored ensemble, not the one fitted about zero."""
+    from uqcalc.backends import POPS, BayesianRidge
+
+    descriptor, design = fitted_design()
+    theta0 = np.linspace(-0.5, 0.5, design.n_params)
+    specs = [BackendSpec("BR", BayesianRidge(n_members=3, random_state=0)),
+             BackendSpec("BR about θ0", BayesianRidge(n_members=3, random_state=0), prior_mean=theta0),
+             BackendSpec("POPS at θ0", POPS(n_members=5, random_state=0), prior_mean=theta0, theta=theta0)]
+    study = CoverageStudy(design, descriptor, specs, [], TableReference({}), store=tmp_path / "store", progress=False)
+    plain, about, pops = (study.ensemble(s) for s in specs)
+    direct = BayesianRidge(n_members=3, random_state=0).fit(design, prior_mean=theta0)
+    np.testing.assert_allclose(about.theta, direct.theta, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(about.members, direct.members, rtol=1e-12, atol=1e-12)
+    assert not np.allclose(about.theta, plain.theta)  # the ridge prior matters on this design
+    np.testing.assert_array_equal(pops.theta, theta0)
+    assert len({s.key() for s in specs}) == 3
+    again = CoverageStudy(design, descriptor, specs[1:2], [], TableReference({}), store=tmp_path / "store",
+                          progress=False)
+    np.testing.assert_array_equal(again.ensemble(specs[1]).members, about.members)

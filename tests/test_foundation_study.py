@@ -42,6 +42,31 @@ def test_w_study_end_to_end_on_a_subset(tmp_path):
     assert all(Path(p).exists() for p in r["paths"])
     assert "| POPS refit |" in r["markdown"]
 
+    # property level: POPS about the pretrained readout has the downloaded model as its point
+    # estimate, so its E(fcc) − E(bcc) is the model's own, relaxed here by ASE with the package's
+    # calculator (an independent path: no descriptor rows, no uqcalc relaxation)
+    records = {rec["backend"]: rec for rec in r["properties"]["records"] if rec["property"] == "dE_fcc"}
+    assert set(records) == set(r["heldout"])
+    own = _relaxed_energy_per_atom("fcc") - _relaxed_energy_per_atom("bcc")
+    assert records["POPS about pretrained"]["value"] == pytest.approx(own, abs=1e-3)  # float32 model, fmax 1e-3
+    for name, rec in records.items():
+        assert rec["lower"] <= rec["value"] <= rec["upper"], name
+        assert rec["bracketed"] == (rec["lower"] <= rec["reference"] <= rec["upper"]), name
+    assert "Property level" in r["markdown"]
+
+
+def _relaxed_energy_per_atom(structure: str) -> float:
+    from ase.build import bulk
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import BFGS
+
+    from uqcalc.descriptors import LastLayer
+
+    atoms = bulk("W", structure, a=3.18 if structure == "bcc" else 4.0)
+    atoms.calc = LastLayer.pretrained("chgnet-0.3.0", species=("W",))[0].calculator()
+    BFGS(FrechetCellFilter(atoms), logfile=None).run(fmax=1e-3, steps=200)
+    return atoms.get_potential_energy() / len(atoms)
+
 
 @needs_ta
 def test_zero_shot_offset_is_the_least_squares_per_species_shift(tmp_path):

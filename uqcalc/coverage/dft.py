@@ -51,7 +51,7 @@ import numpy as np
 from .._logging import show_progress
 from .teacher import teacher_student
 
-__all__ = ["LITERATURE", "PROPERTY_MAP", "default_data", "run", "run_dft_study"]
+__all__ = ["LITERATURE", "PROPERTY_MAP", "default_data", "property_records", "property_tables", "run", "run_dft_study"]
 
 logger = logging.getLogger(__name__)
 
@@ -279,7 +279,7 @@ def run(data: Path | None = None, properties_json: Path | None = None, twojmax: 
                                   store=Path(out) / f"store_2j{twojmax}{'_quick' if quick else ''}", progress=False,
                                   resample_members=resample_members)
             res = study.run()
-            result["properties"] = {"records": _records(res, table), "resample_members": resample_members}
+            result["properties"] = {"records": property_records(res, table), "resample_members": resample_members}
     result["wall_s"] = time.perf_counter() - t0
     return result
 
@@ -299,7 +299,8 @@ def _calibrated(spec, d_train):
     return dataclasses.replace(spec, backend=chosen, calibrate=None, chosen=summary)
 
 
-def _records(res, table) -> list[dict]:
+def property_records(res, table) -> list[dict]:
+    """One flat record per (property, backend) of a study's results, with the reference's source."""
     out = []
     for r in res.records:
         name = r.get("property") or r.get("name")
@@ -358,27 +359,38 @@ def to_markdown(result: dict) -> str:
         lines.append(f"| {name} | " + " | ".join(_f(gk.get(f"{g}|energy", {}).get("coverage"), ".2f")
                                                  for g in result["frames"]["heldout_groups"]) + " |")
     if result.get("properties"):
-        lines += ["", (f"## Property level (resample fallback with {result['properties']['resample_members']} members)"),
-                  "", ("Sources: *Wood data* = tungsten_wood2017_properties.json, fitted to groups that are in the "
-                       "training set (fit + propagation, not extrapolation); *literature* = " + _NGUYEN_MANH
-                       + " (defects absent from training: extrapolation; different DFT settings)."), "",
-                  "| backend | source | n | coverage | mean \\|err\\|/(U−L) |", "|---|---|---|---|---|"]
-        recs = result["properties"]["records"]
-        for name in dict.fromkeys(r["backend"] for r in recs):
-            for src in dict.fromkeys(r.get("ref_source", "") for r in recs):
-                rs = [r for r in recs if r["backend"] == name and r.get("ref_source", "") == src]
-                ratio = [abs(r["value"] - r["reference"]) / (r["upper"] - r["lower"]) for r in rs
-                         if r["value"] is not None and r["upper"] is not None and r["upper"] > r["lower"]]
-                lines.append(f"| {name} | {src} | {len(rs)} | {_f(np.mean([bool(r['bracketed']) for r in rs]), '.2f')} "
-                             f"| {_f(np.mean(ratio) if ratio else np.nan, '.3f')} |")
-        lines += ["", "| property | backend | model | lower | upper | DFT ref ± unc | source | bracketed | method |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        for r in sorted(result["properties"]["records"], key=lambda r: (str(r["property"]), str(r["backend"]))):
-            lines.append(f"| {r['property']} | {r['backend']} | {_f(r['value'], '.4g')} | {_f(r['lower'], '.4g')} "
-                         f"| {_f(r['upper'], '.4g')} | {_f(r['reference'], '.4g')} ± {_f(r['ref_uncertainty'], '.2g')} "
-                         f"| {r.get('ref_source', '')} | {r['bracketed']} | {r.get('method') or ''}{(' ' + str(r['error'])) if r.get('error') and not isinstance(r.get('error'), (int, float)) else ''} |")
+        lines += ["", f"## Property level (resample fallback with {result['properties']['resample_members']} members)",
+                  "", *property_tables(result["properties"]["records"])]
     lines += ["", f"wall time {result['wall_s']:.0f} s"]
     return "\n".join(lines)
+
+
+def property_tables(records: list[dict]) -> list[str]:
+    """Markdown lines: coverage per backend and reference source, then every (property, backend).
+
+    Sources: *Wood data* (tungsten_wood2017_properties.json, fitted to groups in the training
+    set) and *literature* (:data:`LITERATURE`); records as :func:`property_records` writes them.
+    """
+    lines = [("Sources: *Wood data* = tungsten_wood2017_properties.json, fitted to groups that are in the "
+              "training set (fit + propagation, not extrapolation); *literature* = " + _NGUYEN_MANH
+              + " (defects absent from training: extrapolation; different DFT settings)."), "",
+             "| backend | source | n | coverage | mean \\|err\\|/(U−L) |", "|---|---|---|---|---|"]
+    for name in dict.fromkeys(r["backend"] for r in records):
+        for src in dict.fromkeys(r.get("ref_source", "") for r in records):
+            rs = [r for r in records if r["backend"] == name and r.get("ref_source", "") == src]
+            ratio = [abs(r["value"] - r["reference"]) / (r["upper"] - r["lower"]) for r in rs
+                     if r["value"] is not None and r["upper"] is not None and r["upper"] > r["lower"]]
+            lines.append(f"| {name} | {src} | {len(rs)} | {_f(np.mean([bool(r['bracketed']) for r in rs]), '.2f')} "
+                         f"| {_f(np.mean(ratio) if ratio else np.nan, '.3f')} |")
+    lines += ["", "| property | backend | model | lower | upper | DFT ref ± unc | source | bracketed | method |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(records, key=lambda r: (str(r["property"]), str(r["backend"]))):
+        error = r.get("error")
+        note = f" {error}" if error and not isinstance(error, (int, float)) else ""
+        lines.append(f"| {r['property']} | {r['backend']} | {_f(r['value'], '.4g')} | {_f(r['lower'], '.4g')} "
+                     f"| {_f(r['upper'], '.4g')} | {_f(r['reference'], '.4g')} ± {_f(r['ref_uncertainty'], '.2g')} "
+                     f"| {r.get('ref_source', '')} | {r['bracketed']} | {r.get('method') or ''}{note} |")
+    return lines
 
 
 def run_dft_study(out="results/tungsten_dft", data=None, quick: bool = True, twojmax: int = 6, seed: int = 0,

@@ -19,6 +19,13 @@ RMSE of the point estimates, the fraction of held-out frames the feature-space l
 Bayesian ridge against the training-set size N/P (as in the POPS papers: violation falls with N
 for a Bayesian model only when it is well specified).
 
+Property level (the W set, :func:`property_targets`): every backend's ensemble through the
+foundation model as a calculator — relaxations with the model's own forces at each member's
+readout — against the Wood-derived properties and the literature defects of
+:mod:`uqcalc.coverage.dft`. State energies are propagated to first order (``linear``: the
+envelope theorem needs energy rows only), the rest by resampling; POPS property bounds are the
+members' min/max (as in the POPS papers), configuration-level ones the exact box.
+
 Energy rows only: force rows cost K reverse passes per structure (≈ 60 ms/atom for CHGNet,
 ≈ 200 ms/atom for SevenNet-0, ``benchmarks/bench_foundation_calculator.py``), hours for the
 ~160 000 atoms of the Wood set on 2 cores. Features in float32 (the models' precision; per-atom
@@ -29,6 +36,7 @@ Run: ``uqcalc coverage foundation [--model chgnet-0.3.0|sevennet-0] [--data FILE
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -39,7 +47,7 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SPLITS", "run", "run_foundation_study", "to_markdown"]
+__all__ = ["DEFECTS", "SPLITS", "property_targets", "run", "run_foundation_study", "to_markdown"]
 
 #: (held-out groups, calibration groups) of the shared DFT sets, by file-name stem; fixed in
 #: advance (the W split is tungsten_dft's, the Ta one bench_pops_calibration's).
@@ -49,6 +57,9 @@ SPLITS = {
     "tantalum_thompson2015": (("Liquid", "Surface", "GSF_112"), ("GSF_110", "Displaced_A15")),
 }
 N_OVER_P = (1, 2, 5, 10, 20)
+#: literature defects scored at property level (each relaxation of a 128-site cell costs
+#: ~10 s with a foundation model on 2 cores; the other SIA geometries add little information)
+DEFECTS = ("vacancy_formation_energy", "sia_formation_energy_111", "sia_formation_energy_110")
 
 
 def _stem(path: Path) -> str:
@@ -125,12 +136,35 @@ def zero_shot_theta(design, theta0: np.ndarray, n_species: int) -> np.ndarray:
     return np.concatenate([theta0[:K], kappa])
 
 
+def property_targets(data: Path, quick: bool) -> tuple[list, dict]:
+    """The properties scored for this data set and their references ``{name: {value, unit, ...}}``.
+
+    The Wood W set only (other sets ship no property table): quick, E(fcc) − E(bcc) alone (a
+    first-order state energy, cheap); full, the Wood-derived a0, B, C11, C12, C44, E(fcc/A15) −
+    E(bcc), γ(100) and :data:`DEFECTS` against the literature in 128-site cells.
+    """
+    from ..properties import tungsten_suite
+    from .dft import PROPERTY_MAP, literature_table, reference_table
+
+    table_path = Path(data).parent / "tungsten_wood2017_properties.json"
+    if _stem(data) != "tungsten_wood2017" or not table_path.exists():
+        return [], {}
+    props = tungsten_suite(["dE_fcc"] if quick else list(PROPERTY_MAP), quick=True)
+    table = reference_table(table_path, props)
+    props = [p for p in props if p.name in table]
+    if not quick:
+        defects = tungsten_suite(list(DEFECTS), quick=False)
+        table |= literature_table(defects)
+        props += defects
+    return props, table
+
+
 def _backends(seed: int, quick: bool):
     from ..backends import MCMC, POPS, BayesianRidge, Bootstrap
 
     mcmc_kw = {"n_steps": 600, "burn_in": 200, "n_members": 100} if quick else {"n_members": 200}
     return {
-        "POPS refit": (POPS(random_state=seed, n_members=500), "exact", 2.0),
+        "POPS refit": (POPS(random_state=seed, n_members=500), "box", 2.0),
         "BayesianRidge ±2σ": (BayesianRidge(random_state=seed), "gaussian", 2.0),
         "MCMC natural-T ±2σ": (MCMC(temperature="natural", random_state=seed, **mcmc_kw), "gaussian", 2.0),
         "Bootstrap": (Bootstrap(random_state=seed, n_members=50 if quick else 100), "sampled", 2.0),
@@ -140,7 +174,8 @@ def _backends(seed: int, quick: bool):
 def _score(ens, design, bounds, z) -> dict:
     from .references import heldout_coverage
 
-    h = heldout_coverage(ens, design, bounds=bounds, z=z)
+    # a POPS box's configuration-level bounds are exact (a linear function peaks at a corner)
+    h = heldout_coverage(ens, design, bounds="exact" if bounds == "box" else bounds, z=z)
     keep = ("n", "coverage", "mean_abs_error_over_width", "mean_abs_error_over_mean_width",
             "median_half_width_over_abs_error", "mean_width", "mean_abs_error")
     return {"all": {k: h["kind"]["energy"].get(k) for k in keep},
@@ -158,13 +193,16 @@ def _rmse_by_group(design, theta) -> dict:
 
 def run(model: str = "chgnet-0.3.0", data: Path | None = None, heldout=None, calibration=None,
         quick: bool = False, seed: int = 0, max_per_group: int | None = None,
-        out: Path = Path("results/foundation"), target: float = 0.95) -> dict | None:
+        out: Path = Path("results/foundation"), target: float = 0.95, properties: bool = True,
+        resample_members: int | None = None) -> dict | None:
     """Run the study (module docstring); ``None`` when the data are absent."""
     from ..backends import POPS, BayesianRidge
     from ..descriptors import LastLayer
     from ..design import DesignMatrix
     from ..extrapolation import LeverageGate
-    from .dft import default_data
+    from .dft import default_data, property_records
+    from .references import TableReference
+    from .study import BackendSpec, CoverageStudy
 
     data = default_data() if data is None else Path(data)
     if data is None or not Path(data).exists():
@@ -195,22 +233,18 @@ def run(model: str = "chgnet-0.3.0", data: Path | None = None, heldout=None, cal
               "n_train_frames": len(train), "n_heldout_frames": len(held), "n_atoms": n_atoms,
               "per_species_offset_eV": {s: float(theta_zs[P - len(species) + i] - theta0[P - len(species) + i])
                                         for i, s in enumerate(species)},
-              "rmse_meV_per_atom": {}, "heldout": {}, "settings_chosen": {}, "timings": timings}
+              "rmse_meV_per_atom": {}, "heldout": {}, "settings_chosen": {}, "properties": None,
+              "timings": timings}
     lsq = np.linalg.lstsq(*d_train.weighted(), rcond=None)[0]
     for label, theta in (("pretrained + offset", theta_zs), ("refit (least squares)", lsq)):
         result["rmse_meV_per_atom"][label] = {"train": _rmse_by_group(d_train, theta)["all"],
                                               "heldout": _rmse_by_group(d_held, theta)}
 
-    fits = {}
-    tb = time.perf_counter()
-    fits["POPS about pretrained"] = (POPS(random_state=seed, n_members=500).fit(d_train, theta=theta_zs,
-                                                                               prior_mean=theta_zs), "exact", 2.0)
-    result["settings_chosen"]["POPS about pretrained"] = "default POPS, θ̄ fixed to pretrained + offset"
-    for name, (backend, bounds, z) in _backends(seed, quick).items():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # short MCMC chains in quick mode
-            fits[name] = (backend.fit(d_train, prior_mean=theta_zs), bounds, z)
-        result["settings_chosen"][name] = "fixed in advance; prior centred on pretrained + offset"
+    specs = [BackendSpec("POPS about pretrained", POPS(random_state=seed, n_members=500), bounds="box",
+                         prior_mean=theta_zs, theta=theta_zs, chosen="default POPS, θ̄ fixed to pretrained + offset")]
+    specs += [BackendSpec(name, backend, bounds=bounds, z=z, prior_mean=theta_zs,
+                          chosen="fixed in advance; prior centred on pretrained + offset")
+              for name, (backend, bounds, z) in _backends(seed, quick).items()]
     # calibration: the calibration groups are left out of the training rows only to choose the box
     calib = d_train.rows_of(groups=list(calibration))
     if calibration and calib.any():
@@ -219,20 +253,45 @@ def run(model: str = "chgnet-0.3.0", data: Path | None = None, heldout=None, cal
             warnings.simplefilter("always", RuntimeWarning)
             chosen, report = POPS(random_state=seed, n_members=500).calibrate(fit_part, val_part, target=target,
                                                                                 kinds=("energy",))
-        fits["POPS refit calibrated"] = (chosen.fit(d_train, prior_mean=theta_zs), "exact", 2.0)
         for w in caught:
             logger.warning("calibration: %s", w.message)
         settings = ", ".join(f"{k}={v}" for k, v in report.chosen["settings"].items())
-        result["settings_chosen"]["POPS refit calibrated"] = (
-            f"POPS.calibrate on {', '.join(calibration)} (target {target}, energies): {settings}, box scale "
-            f"{chosen.box_scale:.3g}, calibration coverage {report.chosen['coverage']['energy']:.2f}"
-            + ("" if report.reached else " (target not reachable)"))
-    for name, (ens, bounds, z) in fits.items():
-        result["heldout"][name] = _score(ens, d_held, bounds, z)
+        specs.append(BackendSpec(
+            "POPS refit calibrated", chosen, bounds="box", prior_mean=theta_zs,
+            chosen=(f"POPS.calibrate on {', '.join(calibration)} (target {target}, energies): {settings}, box scale "
+                    f"{chosen.box_scale:.3g}, calibration coverage {report.chosen['coverage']['energy']:.2f}"
+                    + ("" if report.reached else " (target not reachable)"))))
+    result["settings_chosen"] = {spec.name: spec.chosen for spec in specs}
+
+    props, table = property_targets(Path(data), quick) if properties else ([], {})
+    # properties relax structures: the model's own forces (float64, so relaxations converge to
+    # tight tolerances); the parameter layout is the design's
+    prop_desc = LastLayer.pretrained(model, species=tuple(species), dtype="float64")[0] if props else desc
+    reference = TableReference({k: {kk: v[kk] for kk in ("value", "unit", "citation")} for k, v in table.items()},
+                               name="wood2017_properties")
+    if resample_members is None:
+        resample_members = 4 if quick else 20
+    # POPS property bounds are the members' min/max here (as in the POPS papers, 500 members);
+    # the box-corner search would cost 2P property evaluations per resampled property
+    study = CoverageStudy(
+        d_train, prop_desc, [dataclasses.replace(spec, bounds="sampled") if spec.bounds == "box" else spec
+                             for spec in specs], props, reference, propagation="linear",
+        store=Path(out) / f"store_{model}_{_stem(Path(data))}{'_quick' if quick else ''}", progress=False,
+        resample_members=resample_members)
+    tb = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # short MCMC chains in quick mode
+        ensembles = {spec.name: study.ensemble(spec) for spec in study.backends}  # fitted once, kept in the store
+    for spec in specs:
+        result["heldout"][spec.name] = _score(ensembles[spec.name], d_held, spec.bounds, spec.z)
+    refit = ensembles["POPS refit"].theta
     result["rmse_meV_per_atom"]["refit (prior at pretrained + offset)"] = {
-        "train": _rmse_by_group(d_train, fits["POPS refit"][0].theta)["all"],
-        "heldout": _rmse_by_group(d_held, fits["POPS refit"][0].theta)}
+        "train": _rmse_by_group(d_train, refit)["all"], "heldout": _rmse_by_group(d_held, refit)}
     timings["fits_s"] = time.perf_counter() - tb
+    if props:
+        tb = time.perf_counter()
+        result["properties"] = {"records": property_records(study.run(), table), "resample_members": resample_members}
+        timings["properties_s"] = time.perf_counter() - tb
 
     gate = LeverageGate.from_design(d_train)
     grades = np.array([gate.grade(x, 1) for x in d_held.X])  # energy-per-atom rows: n_atoms = 1
@@ -298,9 +357,18 @@ def to_markdown(result: dict) -> str:
         p, b = row["POPS"], row["BayesianRidge ±2σ"]
         lines.append(f"| {row['N_over_P']} | {row['N']} | {_f(p['violation'], '.2f')} | {_f(1e3 * p['mean_width'], '.1f')} | "
                      f"{_f(b['violation'], '.2f')} | {_f(1e3 * b['mean_width'], '.1f')} |")
+    if r.get("properties"):
+        from .dft import property_tables
+
+        lines += ["", "Property level with the foundation calculator (relaxations use the model's own forces; "
+                  "state energies propagated to first order, `linear`, other properties by resampling "
+                  f"{r['properties']['resample_members']} members; POPS bounds are the members' min/max):", "",
+                  *property_tables(r["properties"]["records"])]
+    t = r["timings"]
     lines += ["", "Settings: " + "; ".join(f"{k}: {v}" for k, v in r["settings_chosen"].items()) + ".", "",
-              f"Wall time: features {_f(r['timings']['designs_s'], '.0f')} s ({r['n_atoms']} atoms), fits "
-              f"{r['timings']['fits_s']:.0f} s, total {r['timings']['total_s']:.0f} s (2 cores)."]
+              f"Wall time: features {_f(t['designs_s'], '.0f')} s ({r['n_atoms']} atoms), fits {t['fits_s']:.0f} s"
+              + (f", properties {t['properties_s']:.0f} s" if "properties_s" in t else "")
+              + f", total {t['total_s']:.0f} s (2 cores)."]
     return "\n".join(lines)
 
 

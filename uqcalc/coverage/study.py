@@ -17,6 +17,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ..backends.base import theta_digest
 from ..design import DesignMatrix
 from ..ensemble import ParameterEnsemble
 from ..model import LinearModel
@@ -63,6 +64,9 @@ class BackendSpec:
         validation designs), then fit the chosen settings on the training design. The
         validation groups then are the calibration set: their held-out table is no longer an
         independent test for this backend (the report says so).
+    prior_mean, theta : (P,) array, optional
+        Passed to ``backend.fit``: a prior centred on ``prior_mean`` instead of zero (a
+        pretrained model's readout, say) and a fixed point estimate ``theta``.
     """
 
     name: str
@@ -71,13 +75,24 @@ class BackendSpec:
     z: float = 2.0
     chosen: str = "fixed in advance"
     calibrate: float | None = None
+    prior_mean: np.ndarray | None = None
+    theta: np.ndarray | None = None
 
     def settings(self) -> dict:
         params = self.backend.get_params() if hasattr(self.backend, "get_params") else {}
         return {k: v for k, v in params.items() if k not in ("progress", "store", "chunk_rows")}
 
+    def fit_options(self) -> dict:
+        """The keyword arguments of ``backend.fit`` this spec sets."""
+        return {k: v for k, v in (("prior_mean", self.prior_mean), ("theta", self.theta)) if v is not None}
+
+    def fit(self, design: DesignMatrix) -> ParameterEnsemble:
+        """``backend.fit(design, **fit_options())``."""
+        return self.backend.fit(design, **self.fit_options())
+
     def key(self) -> str:
         extra = {} if self.calibrate is None else {"calibrate": float(self.calibrate)}
+        extra |= {k: theta_digest(v) for k, v in self.fit_options().items()}
         return digest({"class": type(self.backend).__name__, "params": self.settings(), "bounds": self.bounds, "z": self.z,
                        **extra})
 
@@ -110,6 +125,9 @@ def calibrate_spec(spec: BackendSpec, train: DesignMatrix, validation: DesignMat
     """
     if not hasattr(spec.backend, "calibrate"):
         raise ValueError(f"backend {spec.name!r}: only POPS can be calibrated, not {type(spec.backend).__name__}")
+    if spec.prior_mean is not None:
+        # the box is chosen for the correction about the prior mean, as it is fitted
+        train, validation = train.about(spec.prior_mean), validation.about(spec.prior_mean)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         chosen, report = spec.backend.calibrate(train, validation, target=spec.calibrate)
@@ -259,7 +277,7 @@ class CoverageStudy:
             def fit() -> ParameterEnsemble:
                 t0 = time.perf_counter()
                 if spec.calibrate is None:
-                    ens = spec.backend.fit(self.design())
+                    ens = spec.fit(self.design())
                 else:
                     ens = self._calibrated_fit(spec)
                 self.counts["fits"] += 1
@@ -278,7 +296,7 @@ class CoverageStudy:
         if self.validation is None:
             raise ValueError(f"backend {spec.name!r} is calibrated on held-out configurations: give validation=")
         chosen, info = calibrate_spec(spec, self.design(), self.design("validation"))
-        ens = chosen.fit(self.design())
+        ens = chosen.fit(self.design(), **spec.fit_options())
         ens.metadata["calibration"] = info
         return ens
 
