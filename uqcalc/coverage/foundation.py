@@ -289,8 +289,13 @@ def run(model: str = "chgnet-0.3.0", data: Path | None = None, heldout=None, cal
     timings["fits_s"] = time.perf_counter() - tb
     if props:
         tb = time.perf_counter()
-        result["properties"] = {"records": property_records(study.run(), table), "resample_members": resample_members}
+        res = study.run()
         timings["properties_s"] = time.perf_counter() - tb
+        result["properties"] = {"records": property_records(res, table), "resample_members": resample_members}
+        from .figures import plot_property_errors
+
+        stem = f"foundation_{model}_{_stem(Path(data))}{'_quick' if quick else ''}_properties"
+        result["properties"]["figures"] = [str(f) for f in plot_property_errors(res, Path(out) / stem)]
 
     gate = LeverageGate.from_design(d_train)
     grades = np.array([gate.grade(x, 1) for x in d_held.X])  # energy-per-atom rows: n_atoms = 1
@@ -412,6 +417,6 @@ def run_foundation_study(out="results/foundation", **options) -> dict | None:
     Path(stem + ".md").write_text(md + "\n")
     Path(stem + ".json").write_text(json.dumps(result, indent=1, default=str))
     figure(result, Path(stem + ".png"))
-    result["paths"] = [stem + s for s in (".md", ".json", ".png")]
+    result["paths"] = [stem + s for s in (".md", ".json", ".png")] + (result.get("properties") or {}).get("figures", [])
     result["markdown"] = md
     return result
