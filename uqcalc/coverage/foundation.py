@@ -273,7 +273,7 @@ def run(model: str = "chgnet-0.3.0", data: Path | None = None, heldout=None, cal
         resample_members = 4 if quick else 20
     # POPS property bounds as in the teacher study: member min/max widened by the property at
     # the box corners that extremise its first-order term (exact slope for state energies;
-    # central differences along the P box axes, 2P evaluations, for resampled properties)
+    # central differences along the R box axes, 2R + 1 evaluations, for resampled properties)
     study = CoverageStudy(d_train, prop_desc, specs, props, reference, propagation="linear",
                           store=Path(out) / f"store_{model}_{_stem(Path(data))}{'_quick' if quick else ''}",
                           progress=False, resample_members=resample_members)
