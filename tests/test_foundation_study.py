@@ -98,3 +98,5 @@ def test_cli_foundation_rejects_bad_input_by_name(tmp_path, capsys):
     assert "NoSuchGroup" in capsys.readouterr().err
     assert main(["coverage", "tungsten_dft", "--model", "chgnet-0.3.0", "--out", str(tmp_path)]) == 2
     assert "--model applies to `coverage foundation` only" in capsys.readouterr().err
+    assert main(["coverage", "capacity_sweep", "--no-properties", "--out", str(tmp_path)]) == 2
+    assert "--no-properties applies to tungsten_dft and foundation only" in capsys.readouterr().err

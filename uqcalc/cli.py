@@ -95,7 +95,7 @@ def _foundation_study(args, out: Path) -> str:
                                 'uqcalc.datasets.fetch("tungsten-wood2017")')
     try:
         result = run_foundation_study(out, model=model, data=data, heldout=args.holdout or None,
-                                      quick=not args.full, seed=args.seed)
+                                      quick=not args.full, seed=args.seed, properties=not args.no_properties)
     except ValueError as err:  # unknown groups, species the model does not know: the user's input
         raise InputError(str(err)) from None
     return result["markdown"]
@@ -125,6 +125,8 @@ def _coverage(args) -> None:
         raise InputError(f"--data applies to tungsten_dft, heldout and foundation only, not {args.study}")
     if args.study != "foundation" and args.model is not None:
         raise InputError(f"--model applies to `coverage foundation` only, not {args.study}")
+    if args.study not in ("tungsten_dft", "foundation") and args.no_properties:
+        raise InputError(f"--no-properties applies to tungsten_dft and foundation only, not {args.study}")
     out = Path(args.out or DEFAULT_OUT[args.study] or f"results/teacher_{args.potential}")
     if args.study == "teacher":
         from .coverage.wheel_teacher import run_wheel_teacher_study
@@ -166,7 +168,7 @@ def _coverage(args) -> None:
             table = run_capacity_sweep(out, quick=not args.full, seed=args.seed, executor=executor)["markdown"]
         else:
             table = run_dft_study(out, data, quick=not args.full, twojmax=args.twojmax or 6, seed=args.seed,
-                                  executor=executor)["markdown"]
+                                  executor=executor, properties=not args.no_properties)["markdown"]
     print("\n" + table)
     print(f"\ntables and figures: {out.resolve()}")
 
@@ -416,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     cov.add_argument("--propagation", choices=["implicit", "linear", "resample"], default=None,
                      help="tungsten_teacher (default implicit)")
     cov.add_argument("--names", nargs="*", default=None, help="property subset (suite names; tungsten_teacher)")
+    cov.add_argument("--no-properties", action="store_true",
+                     help="tungsten_dft, foundation: configuration level only (no property propagation)")
     cov.add_argument("--data", default=None,
                      help="tungsten_dft, foundation: the DFT set extxyz (default: the Wood W set in ../shared/data "
                           "or the fetch cache); foundation also takes the Ta set or your own with --holdout")
