@@ -53,6 +53,8 @@ def test_w_study_end_to_end_on_a_subset(tmp_path):
         assert rec["lower"] <= rec["value"] <= rec["upper"], name
         assert rec["bracketed"] == (rec["lower"] <= rec["reference"] <= rec["upper"]), name
     assert "Property level" in r["markdown"]
+    assert {Path(f).name for f in r["properties"]["figures"]} == {
+        f"foundation_chgnet-0.3.0_tungsten_wood2017_quick_properties.{ext}" for ext in ("png", "svg")}
 
 
 def _relaxed_energy_per_atom(structure: str) -> float:

@@ -21,7 +21,8 @@ def _pyplot():
 
 
 def _save(fig, stem: Path) -> list[Path]:
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    # not with_suffix: a stem may hold dots (a model name such as chgnet-0.3.0)
+    paths = [Path(f"{stem}.png"), Path(f"{stem}.svg")]
     fig.tight_layout()
     fig.savefig(paths[0], dpi=130, bbox_inches="tight")
     fig.savefig(paths[1], bbox_inches="tight")
