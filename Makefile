@@ -9,7 +9,11 @@ MACE_VENV  ?= .venv-mace
 MACE_PY    := $(MACE_VENV)/bin/python
 MACE_STAMP := $(MACE_VENV)/.installed
 
-.PHONY: venv demo test test-fast bench clean notebooks
+# GPAW's build needs these Debian packages (the 'dft' extra; its tests skip without it)
+DFT_DEBS := libxc-dev libopenblas-dev libscalapack-openmpi-dev libfftw3-dev libopenmpi-dev
+DFT_STAMP := $(VENV)/.installed-dft
+
+.PHONY: venv demo test test-fast bench clean notebooks dft
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +28,16 @@ $(MACE_STAMP): pyproject.toml
 	touch $(MACE_STAMP)
 
 venv: $(STAMP)
+
+# optional: GPAW for the direct DFT references (a ~4 min build); root and apt-get for the
+# Debian packages, else they must already be there
+$(DFT_STAMP): $(STAMP)
+	if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  apt-get install -y -q $(DFT_DEBS) >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q $(DFT_DEBS) >/dev/null; }; fi
+	$(PY) -m pip install --quiet -e '.[test,foundation,dft]'
+	touch $(DFT_STAMP)
+
+dft: $(DFT_STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/uqcalc demo

@@ -1,0 +1,117 @@
+"""Direct ab initio W references: the property suite evaluated with GPAW-PBE, checkpointed.
+
+Evaluates :func:`uqcalc.properties.tungsten_suite` entries (quick cells: 2-atom elastic cells,
+54-site defects) with :func:`uqcalc.datasets.gpaw_reference.gpaw_calculator` at
+:data:`~uqcalc.datasets.gpaw_reference.GPAW_SETTINGS`, cheapest first. Every property is
+checkpointed in ``OUT/store`` (an interrupted run resumes where it stopped) and, when done, added
+to the reference table ``comparisons/data/gpaw_w_pbe.json`` that the repository keeps: value,
+unit, settings, GPAW and uqcalc versions and wall time per entry (a
+:class:`~uqcalc.coverage.TableReference` reads it). Long: run it in the background.
+
+``--convergence`` instead prints E(fcc) − E(bcc) and the bcc pressure at a = 3.17 Å against the
+plane-wave cutoff and the k-point density (the scan behind the settings; 1- and 2-atom cells).
+
+Run:  nohup python comparisons/gpaw_references.py [--names a0 B ...] [--out results/gpaw] &
+      python comparisons/gpaw_references.py --convergence
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+TABLE = Path(__file__).resolve().parent / "data" / "gpaw_w_pbe.json"
+#: cheapest first: bulk cells, then phases, slabs and the 54-site defects
+DEFAULT_NAMES = ("a0", "B", "C11", "C12", "C44", "dE_fcc", "dE_hcp", "dE_a15", "gamma_100", "gamma_110",
+                 "vacancy_formation_energy", "sia_formation_energy_111", "sia_formation_energy_110")
+
+
+def convergence(ecuts=(400, 500, 600, 700, 800), densities=(3.0, 4.0, 5.0, 6.0, 8.0)) -> str:
+    """Markdown table of E(fcc) − E(bcc) (eV/atom) and the bcc pressure (GPa) against the settings."""
+    from ase.build import bulk
+    from ase.units import GPa
+
+    from uqcalc.datasets.gpaw_reference import GPAW_SETTINGS, gpaw_calculator
+
+    def point(ecut, density):
+        t0 = time.perf_counter()
+        out = {}
+        for structure, a in (("bcc", 3.17), ("fcc", 4.03)):
+            atoms = bulk("W", structure, a=a)
+            atoms.calc = gpaw_calculator(ecut=ecut, kpt_density=density)
+            out[structure] = atoms.get_potential_energy() / len(atoms)
+            if structure == "bcc":
+                out["p"] = -atoms.get_stress()[:3].mean() / GPa
+        return out["fcc"] - out["bcc"], out["p"], time.perf_counter() - t0
+
+    lines = ["| cutoff (eV) | k density (Å⁻¹) | E(fcc) − E(bcc) (eV/atom) | bcc pressure at 3.17 Å (GPa) | wall (s) |",
+             "|---|---|---|---|---|"]
+    grid = [(e, GPAW_SETTINGS["kpt_density"]) for e in ecuts] + [(GPAW_SETTINGS["ecut"], d) for d in densities]
+    for ecut, density in dict.fromkeys(grid):
+        de, p, wall = point(ecut, density)
+        lines.append(f"| {ecut:.0f} | {density:g} | {de:.4f} | {p:.3f} | {wall:.0f} |")
+        print(lines[-1], flush=True)
+    return "\n".join(lines)
+
+
+def references(names, out: Path, table_path: Path = TABLE) -> dict:
+    """Evaluate ``names`` with GPAW (checkpointed in ``out/store``); return and write the table."""
+    import dataclasses
+
+    import uqcalc
+    from uqcalc.coverage.store import Store, digest
+    from uqcalc.datasets.gpaw_reference import GPAW_SETTINGS, gpaw_calculator, gpaw_version
+    from uqcalc.properties import tungsten_suite
+
+    store = Store(Path(out) / "store")
+    table = json.loads(table_path.read_text()) if table_path.exists() else {}
+    calc = None
+    for prop in tungsten_suite(list(names), quick=True):
+        fields = dataclasses.asdict(prop) if dataclasses.is_dataclass(prop) else repr(prop)
+        key = digest({"settings": GPAW_SETTINGS, "gpaw": gpaw_version(), "property": type(prop).__name__,
+                      "fields": fields})
+
+        def compute(prop=prop):
+            nonlocal calc
+            if calc is None:
+                calc = gpaw_calculator(txt=str(Path(out) / "gpaw.txt"))
+            t0 = time.perf_counter()
+            value = float(prop.evaluate(calc))
+            return {"value": value, "wall_s": time.perf_counter() - t0}
+
+        Path(out).mkdir(parents=True, exist_ok=True)
+        record, hit = store.record(f"references/{prop.name}.json", key, compute)
+        table[prop.name] = {
+            "value": record["value"], "unit": prop.unit,
+            "citation": "GPAW-PBE, this repository (comparisons/gpaw_references.py)",
+            "settings": GPAW_SETTINGS, "gpaw_version": gpaw_version(), "uqcalc_version": uqcalc.__version__,
+            "wall_s": record["wall_s"], "cells": "tungsten_suite(quick=True)",
+        }
+        table_path.parent.mkdir(parents=True, exist_ok=True)
+        table_path.write_text(json.dumps(table, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+        took = "stored" if hit else f"{record['wall_s']:.0f} s"
+        print(f"{prop.name}: {record['value']:.6g} {prop.unit} ({took})", flush=True)
+    return table
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--names", nargs="+", default=list(DEFAULT_NAMES), help="suite names, in order")
+    parser.add_argument("--out", default="results/gpaw", help="checkpoints and GPAW's log")
+    parser.add_argument("--table", default=str(TABLE), help="the reference table to extend")
+    parser.add_argument("--convergence", action="store_true", help="print the settings scan instead")
+    args = parser.parse_args(argv)
+    if args.convergence:
+        print(convergence())
+        return
+    references(args.names, Path(args.out), Path(args.table))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""Direct ab initio references: GPAW (PBE, plane waves) as the ASE calculator of the Property objects.
+
+The same :mod:`uqcalc.properties` objects that score a potential are evaluated with a DFT
+calculator, so a reference and a prediction come from one workflow (cells, relaxations,
+tolerances). GPAW (Mortensen et al., J. Chem. Phys. 160, 092503 (2024)) is the code here because
+it installs from PyPI: ``pip install 'uqcalc[dft]'`` builds it against Debian's ``libxc-dev``,
+``libopenblas-dev``, ``libscalapack-openmpi-dev``, ``libfftw3-dev`` and ``libopenmpi-dev``
+(``make dft`` does both); ``gpaw-data`` ships the PAW setups, W's included.
+
+Settings (:data:`GPAW_SETTINGS`) were converged on bcc and fcc W
+(``comparisons/gpaw_references.py --convergence``; table in ``docs/gpaw_references.md``). The
+models are fitted to VASP-PBE data (Wood et al.): GPAW-PBE differs from it by its PAW setups
+and settings, an offset to compare on shared configurations before blaming a potential.
+"""
+
+from __future__ import annotations
+
+__all__ = ["GPAW_SETTINGS", "gpaw_calculator", "gpaw_version"]
+
+#: plane-wave cutoff (eV), k-point density (points per Å⁻¹ of reciprocal length, Γ-centred),
+#: Methfessel–Paxton (first order) smearing width (eV), exchange-correlation functional
+GPAW_SETTINGS = {"ecut": 600.0, "kpt_density": 6.0, "width": 0.1, "xc": "PBE"}
+
+
+def _gpaw():
+    try:
+        import gpaw
+    except ImportError as err:
+        raise ImportError("GPAW references need the 'dft' extra: pip install 'uqcalc[dft]' (it builds against "
+                          "Debian's libxc-dev, libopenblas-dev, libscalapack-openmpi-dev, libfftw3-dev and "
+                          f"libopenmpi-dev; `make dft` installs both) ({err})") from None
+    return gpaw
+
+
+def gpaw_calculator(ecut: float | None = None, kpt_density: float | None = None, width: float | None = None,
+                    txt: str | None = None, **kwargs):
+    """A GPAW plane-wave PBE calculator with :data:`GPAW_SETTINGS` (any of them overridden).
+
+    Parameters
+    ----------
+    ecut : float, optional
+        Plane-wave cutoff (eV).
+    kpt_density : float, optional
+        k points per Å⁻¹ along each periodic reciprocal vector (``kpts={"density": ...}``), so
+        every cell a property builds gets a mesh of the same density; Γ-centred.
+    width : float, optional
+        Methfessel–Paxton smearing width (eV).
+    txt : str, optional
+        GPAW's log file (None: no log).
+    **kwargs
+        Passed to ``gpaw.GPAW``.
+
+    Returns
+    -------
+    gpaw.GPAW
+        One calculator; a property that builds several cells re-initialises it per cell.
+    """
+    gpaw = _gpaw()
+    s = GPAW_SETTINGS | {k: v for k, v in (("ecut", ecut), ("kpt_density", kpt_density), ("width", width))
+                         if v is not None}
+    return gpaw.GPAW(mode=gpaw.PW(float(s["ecut"])), xc=s["xc"], kpts={"density": float(s["kpt_density"]), "gamma": True},
+                     occupations=gpaw.MethfesselPaxton(float(s["width"]), order=1), txt=txt, **kwargs)
+
+
+def gpaw_version() -> str:
+    """The installed GPAW's version string."""
+    return str(_gpaw().__version__)
