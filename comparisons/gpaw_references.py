@@ -10,9 +10,13 @@ unit, settings, GPAW and uqcalc versions and wall time per entry (a
 
 ``--convergence`` instead prints E(fcc) − E(bcc) and the bcc pressure at a = 3.17 Å against the
 plane-wave cutoff and the k-point density (the scan behind the settings; 1- and 2-atom cells).
+``--shared N`` compares GPAW with the Wood VASP labels on N small EOS_Data frames (energy
+offset, its scatter, stress differences) into
+``comparisons/data/gpaw_vs_wood.json``: the GPAW–VASP difference a model fitted to VASP meets.
 
 Run:  nohup python comparisons/gpaw_references.py [--names a0 B ...] [--out results/gpaw] &
       python comparisons/gpaw_references.py --convergence
+      python comparisons/gpaw_references.py --shared 8
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 TABLE = Path(__file__).resolve().parent / "data" / "gpaw_w_pbe.json"
+SHARED_OUT = Path(__file__).resolve().parent / "data" / "gpaw_vs_wood.json"
 #: cheapest first: bulk cells, then phases, slabs and the 54-site defects
 DEFAULT_NAMES = ("a0", "B", "C11", "C12", "C44", "dE_fcc", "dE_hcp", "dE_a15", "gamma_100", "gamma_110",
                  "vacancy_formation_energy", "sia_formation_energy_111", "sia_formation_energy_110")
@@ -58,6 +63,55 @@ def convergence(ecuts=(400, 500, 600, 700, 800), densities=(3.0, 4.0, 5.0, 6.0, 
         lines.append(f"| {ecut:.0f} | {density:g} | {de:.4f} | {p:.3f} | {wall:.0f} |")
         print(lines[-1], flush=True)
     return "\n".join(lines)
+
+
+def shared_configurations(n_per_group: int = 8, seed: int = 0, groups=("EOS_Data",),
+                          max_atoms: int = 4, out: Path = SHARED_OUT) -> dict:
+    """GPAW against the Wood VASP labels on the same frames: energy offset, its scatter, stresses.
+
+    A constant energy offset per group (PAW setups, codes) is harmless; its scatter across
+    configurations and the stress differences are what a model fitted to VASP would be
+    scored wrongly by. Seeded choice of ``n_per_group`` frames with at most ``max_atoms`` atoms.
+    EOS_Data by default: its cells are symmetric. slice_sample's strained 1-atom cells have no
+    symmetry left to reduce the ~14³ k points of density 6 (over 5 CPU minutes for one frame).
+    """
+    import numpy as np
+    from ase.units import GPa
+
+    from uqcalc.coverage.dft import default_data
+    from uqcalc.data import group_of, read
+    from uqcalc.datasets.gpaw_reference import GPAW_SETTINGS, gpaw_calculator, gpaw_version
+
+    frames = read(default_data())
+    rng = np.random.default_rng(seed)
+    rows = []
+    for group in groups:
+        pool = [a for a in frames if group_of(a) == group and len(a) <= max_atoms]
+        for i in np.sort(rng.choice(len(pool), size=min(n_per_group, len(pool)), replace=False)):
+            atoms = pool[i].copy()
+            ref_e, ref_s = atoms.info["REF_energy"], atoms.info.get("REF_stress")
+            atoms.calc = gpaw_calculator()
+            t0 = time.perf_counter()
+            e = atoms.get_potential_energy()
+            stress = atoms.get_stress()
+            rows.append({"group": group, "n_atoms": len(atoms), "volume_per_atom": atoms.get_volume() / len(atoms),
+                         "dE_per_atom": (e - ref_e) / len(atoms),
+                         "dstress_GPa": None if ref_s is None else [float(x) for x in (stress - ref_s) / GPa],
+                         "wall_s": time.perf_counter() - t0})
+            print(f"{group} {len(atoms)} atoms: GPAW − VASP {1e3 * rows[-1]['dE_per_atom']:+.1f} meV/atom", flush=True)
+    summary = {}
+    for group in groups:
+        d = np.array([r["dE_per_atom"] for r in rows if r["group"] == group])
+        ds = np.array([r["dstress_GPa"] for r in rows if r["group"] == group and r["dstress_GPa"] is not None])
+        summary[group] = {"n": int(d.size), "offset_meV_per_atom": 1e3 * float(d.mean()),
+                          "scatter_meV_per_atom": 1e3 * float(d.std(ddof=1)),
+                          "stress_diff_GPa_mean_abs": float(np.abs(ds).mean()) if ds.size else None,
+                          "pressure_diff_GPa_mean": float(-ds[:, :3].mean()) if ds.size else None}
+    result = {"settings": GPAW_SETTINGS, "gpaw_version": gpaw_version(), "seed": seed, "summary": summary,
+              "frames": rows}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    return result
 
 
 def references(names, out: Path, table_path: Path = TABLE) -> dict:
@@ -106,9 +160,14 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default="results/gpaw", help="checkpoints and GPAW's log")
     parser.add_argument("--table", default=str(TABLE), help="the reference table to extend")
     parser.add_argument("--convergence", action="store_true", help="print the settings scan instead")
+    parser.add_argument("--shared", type=int, default=None, metavar="N",
+                        help="instead: GPAW vs the Wood VASP labels on N small frames per group")
     args = parser.parse_args(argv)
     if args.convergence:
         print(convergence())
+        return
+    if args.shared is not None:
+        print(json.dumps(shared_configurations(args.shared)["summary"], indent=1))
         return
     references(args.names, Path(args.out), Path(args.table))
 
