@@ -114,27 +114,37 @@ def shared_configurations(n_per_group: int = 8, seed: int = 0, groups=("EOS_Data
     return result
 
 
-def references(names, out: Path, table_path: Path = TABLE) -> dict:
-    """Evaluate ``names`` with GPAW (checkpointed in ``out/store``); return and write the table."""
+def references(names, out: Path, table_path: Path = TABLE, calc_factory=None, settings: dict | None = None,
+               code_version: str | None = None) -> dict:
+    """Evaluate ``names`` with GPAW (checkpointed in ``out/store``); return and write the table.
+
+    ``calc_factory``, ``settings`` and ``code_version`` replace GPAW's calculator, settings and
+    version (another reference code; the tests use a cheap model); the calculator is built
+    only when a property is not in the store.
+    """
     import dataclasses
 
     import uqcalc
     from uqcalc.coverage.store import Store, digest
-    from uqcalc.datasets.gpaw_reference import GPAW_SETTINGS, gpaw_calculator, gpaw_version
     from uqcalc.properties import tungsten_suite
 
+    if calc_factory is None:
+        from uqcalc.datasets.gpaw_reference import GPAW_SETTINGS, gpaw_calculator, gpaw_version
+
+        calc_factory = lambda: gpaw_calculator(txt=str(Path(out) / "gpaw.txt"))  # noqa: E731
+        settings, code_version = GPAW_SETTINGS, gpaw_version()
     store = Store(Path(out) / "store")
     table = json.loads(table_path.read_text()) if table_path.exists() else {}
     calc = None
     for prop in tungsten_suite(list(names), quick=True):
         fields = dataclasses.asdict(prop) if dataclasses.is_dataclass(prop) else repr(prop)
-        key = digest({"settings": GPAW_SETTINGS, "gpaw": gpaw_version(), "property": type(prop).__name__,
+        key = digest({"settings": settings, "gpaw": code_version, "property": type(prop).__name__,
                       "fields": fields})
 
         def compute(prop=prop):
             nonlocal calc
             if calc is None:
-                calc = gpaw_calculator(txt=str(Path(out) / "gpaw.txt"))
+                calc = calc_factory()
             t0 = time.perf_counter()
             value = float(prop.evaluate(calc))
             return {"value": value, "wall_s": time.perf_counter() - t0}
@@ -144,7 +154,7 @@ def references(names, out: Path, table_path: Path = TABLE) -> dict:
         table[prop.name] = {
             "value": record["value"], "unit": prop.unit,
             "citation": "GPAW-PBE, this repository (comparisons/gpaw_references.py)",
-            "settings": GPAW_SETTINGS, "gpaw_version": gpaw_version(), "uqcalc_version": uqcalc.__version__,
+            "settings": settings, "gpaw_version": code_version, "uqcalc_version": uqcalc.__version__,
             "wall_s": record["wall_s"], "cells": "tungsten_suite(quick=True)",
         }
         table_path.parent.mkdir(parents=True, exist_ok=True)

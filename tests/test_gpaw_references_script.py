@@ -1,0 +1,59 @@
+"""comparisons/gpaw_references.py: references are checkpointed, resumed and tabulated.
+
+The DFT code is replaced by the cheap pair model (the script's ``calc_factory``): what is tested
+is the bookkeeping a multi-hour GPAW run relies on. Oracle: each property evaluated directly
+with the same model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from uqcalc.calculator import LinearPotential
+from uqcalc.properties import tungsten_suite
+
+from .models import fitted_model
+
+SCRIPT = Path(__file__).resolve().parents[1] / "comparisons" / "gpaw_references.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("gpaw_references", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_references_are_checkpointed_resumed_and_tabulated(tmp_path):
+    script = _script()
+    descriptor, ens = fitted_model(8)
+    built = []
+
+    def factory():
+        built.append(1)
+        return LinearPotential(descriptor, ens.theta)
+
+    names = ["a0", "dE_fcc"]
+    table_path = tmp_path / "table.json"
+    table = script.references(names, tmp_path / "run", table_path, calc_factory=factory,
+                              settings={"model": "pair"}, code_version="test")
+    assert built == [1]  # one calculator for every property
+    for prop in tungsten_suite(names, quick=True):
+        direct = prop.evaluate(LinearPotential(descriptor, ens.theta))
+        assert table[prop.name]["value"] == pytest.approx(direct, rel=1e-10)
+        assert table[prop.name]["unit"] == prop.unit and table[prop.name]["settings"] == {"model": "pair"}
+    assert json.loads(table_path.read_text()) == table
+
+    def broken():
+        raise AssertionError("a stored property was recomputed")
+
+    again = script.references(names, tmp_path / "run", table_path, calc_factory=broken, settings={"model": "pair"},
+                              code_version="test")
+    assert {k: v["value"] for k, v in again.items()} == {k: v["value"] for k, v in table.items()}
+    with pytest.raises(AssertionError, match="recomputed"):  # other settings: not the stored entries
+        script.references(names, tmp_path / "run", table_path, calc_factory=broken, settings={"model": "other"},
+                          code_version="test")
