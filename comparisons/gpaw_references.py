@@ -1,14 +1,14 @@
 """Direct ab initio W references: the property suite evaluated with GPAW-PBE, checkpointed.
 
-Evaluates :func:`uqcalc.properties.tungsten_suite` entries (quick cells: 2-atom elastic cells,
-54-site defects) with :func:`uqcalc.datasets.gpaw_reference.gpaw_calculator` at
+Evaluates :func:`uqcalc.properties.suite` entries of an element (``--symbol``, default W; quick
+cells: 2-atom elastic cells, 54-site defects) with :func:`uqcalc.datasets.gpaw_reference.gpaw_calculator` at
 :data:`~uqcalc.datasets.gpaw_reference.GPAW_SETTINGS`, cheapest first. Every property is
 checkpointed in ``OUT/store`` (an interrupted run resumes where it stopped) and, when done, added
 to the reference table ``comparisons/data/gpaw_w_pbe.json`` that the repository keeps: value,
 unit, settings, GPAW and uqcalc versions and wall time per entry (a
 :class:`~uqcalc.coverage.TableReference` reads it). Long: run it in the background.
 
-``--convergence`` instead prints E(fcc) − E(bcc) and the bcc pressure at a = 3.17 Å against the
+``--convergence`` (W) instead prints E(fcc) − E(bcc) and the bcc pressure at a = 3.17 Å against the
 plane-wave cutoff and the k-point density (the scan behind the settings; 1- and 2-atom cells).
 ``--shared N`` compares GPAW with the Wood VASP labels on N small EOS_Data frames (energy
 offset, its scatter, stress differences) into
@@ -115,8 +115,8 @@ def shared_configurations(n_per_group: int = 8, seed: int = 0, groups=("EOS_Data
 
 
 def references(names, out: Path, table_path: Path = TABLE, calc_factory=None, settings: dict | None = None,
-               code_version: str | None = None) -> dict:
-    """Evaluate ``names`` with GPAW (checkpointed in ``out/store``); return and write the table.
+               code_version: str | None = None, symbol: str = "W") -> dict:
+    """Evaluate ``names`` of ``symbol``'s suite with GPAW (checkpointed in ``out/store``); return and write the table.
 
     ``calc_factory``, ``settings`` and ``code_version`` replace GPAW's calculator, settings and
     version (another reference code; the tests use a cheap model); the calculator is built
@@ -126,7 +126,7 @@ def references(names, out: Path, table_path: Path = TABLE, calc_factory=None, se
 
     import uqcalc
     from uqcalc.coverage.store import Store, digest
-    from uqcalc.properties import tungsten_suite
+    from uqcalc.properties import suite
 
     if calc_factory is None:
         from uqcalc.datasets.gpaw_reference import GPAW_SETTINGS, gpaw_calculator, gpaw_version
@@ -136,7 +136,7 @@ def references(names, out: Path, table_path: Path = TABLE, calc_factory=None, se
     store = Store(Path(out) / "store")
     table = json.loads(table_path.read_text()) if table_path.exists() else {}
     calc = None
-    for prop in tungsten_suite(list(names), quick=True):
+    for prop in suite(symbol, names=list(names), quick=True):
         fields = dataclasses.asdict(prop) if dataclasses.is_dataclass(prop) else repr(prop)
         key = digest({"settings": settings, "gpaw": code_version, "property": type(prop).__name__,
                       "fields": fields})
@@ -155,7 +155,7 @@ def references(names, out: Path, table_path: Path = TABLE, calc_factory=None, se
             "value": record["value"], "unit": prop.unit,
             "citation": "GPAW-PBE, this repository (comparisons/gpaw_references.py)",
             "settings": settings, "gpaw_version": code_version, "uqcalc_version": uqcalc.__version__,
-            "wall_s": record["wall_s"], "cells": "tungsten_suite(quick=True)",
+            "wall_s": record["wall_s"], "cells": f"suite({symbol!r}, quick=True)",
         }
         table_path.parent.mkdir(parents=True, exist_ok=True)
         table_path.write_text(json.dumps(table, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
@@ -166,9 +166,11 @@ def references(names, out: Path, table_path: Path = TABLE, calc_factory=None, se
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--symbol", default="W", help="element of the suite (default W; any metal of uqcalc.properties.suite)")
     parser.add_argument("--names", nargs="+", default=list(DEFAULT_NAMES), help="suite names, in order")
     parser.add_argument("--out", default="results/gpaw", help="checkpoints and GPAW's log")
-    parser.add_argument("--table", default=str(TABLE), help="the reference table to extend")
+    parser.add_argument("--table", default=None, help="the reference table to extend (default "
+                        "comparisons/data/gpaw_<symbol>_pbe.json)")
     parser.add_argument("--convergence", action="store_true", help="print the settings scan instead")
     parser.add_argument("--shared", type=int, default=None, metavar="N",
                         help="instead: GPAW vs the Wood VASP labels on N small frames per group")
@@ -179,7 +181,8 @@ def main(argv=None) -> None:
     if args.shared is not None:
         print(json.dumps(shared_configurations(args.shared)["summary"], indent=1))
         return
-    references(args.names, Path(args.out), Path(args.table))
+    table = Path(args.table) if args.table else TABLE.with_name(f"gpaw_{args.symbol.lower()}_pbe.json")
+    references(args.names, Path(args.out), table, symbol=args.symbol)
 
 
 if __name__ == "__main__":

@@ -57,3 +57,16 @@ def test_references_are_checkpointed_resumed_and_tabulated(tmp_path):
     with pytest.raises(AssertionError, match="recomputed"):  # other settings: not the stored entries
         script.references(names, tmp_path / "run", table_path, calc_factory=broken, settings={"model": "other"},
                           code_version="test")
+
+
+def test_another_element_fcc_copper(tmp_path):
+    """``symbol=`` takes the element's own suite (fcc Cu here, EMT in place of the DFT code)."""
+    from ase.calculators.emt import EMT
+
+    from uqcalc.properties import suite
+
+    table = _script().references(["a0", "dE_bcc"], tmp_path / "run", tmp_path / "cu.json", calc_factory=EMT,
+                                 settings={"model": "EMT"}, code_version="test", symbol="Cu")
+    for prop in suite("Cu", names=["a0", "dE_bcc"], quick=True):
+        assert table[prop.name]["value"] == pytest.approx(prop.evaluate(EMT()), rel=1e-10)
+    assert 3.5 < table["a0"]["value"] < 3.7 and table["a0"]["cells"] == "suite('Cu', quick=True)"
