@@ -201,7 +201,7 @@ def run(data: Path | None = None, properties_json: Path | None = None, twojmax: 
     """Run the study; ``None`` when the data are absent (``data=None``: :func:`default_data`)."""
     from ..design import DesignMatrix
     from .references import TableReference, heldout_coverage
-    from .study import CoverageStudy
+    from .study import CoverageStudy, calibrate_on_groups
 
     data = default_data() if data is None else Path(data)
     if data is None or not data.exists():
@@ -238,7 +238,8 @@ def run(data: Path | None = None, properties_json: Path | None = None, twojmax: 
         per_group[str(g)] = 1e3 * float(np.sqrt(np.mean((d_held.X[m] @ theta - d_held.y[m]) ** 2)))
     logger.info("2J=%d: P=%d, %d training rows; LSQ RMSE %s", twojmax, d_train.n_params, d_train.n_rows, rmse)
 
-    specs = [_calibrated(spec, d_train) if spec.calibrate is not None else spec for spec in backends(seed, quick)]
+    specs = [calibrate_on_groups(spec, d_train, CALIBRATION_GROUPS) if spec.calibrate is not None else spec
+             for spec in backends(seed, quick)]
     result = {"twojmax": twojmax, "seed": seed, "quick": quick, "frames": log, "weights": weights,
               "stress_offsets_GPa": offsets, "settings_chosen": {spec.name: spec.chosen for spec in specs},
               "P": d_train.n_params, "n_train_rows": d_train.n_rows, "lsq_rmse": rmse,
@@ -282,21 +283,6 @@ def run(data: Path | None = None, properties_json: Path | None = None, twojmax: 
             result["properties"] = {"records": property_records(res, table), "resample_members": resample_members}
     result["wall_s"] = time.perf_counter() - t0
     return result
-
-
-def _calibrated(spec, d_train):
-    """The spec with its POPS calibrated on :data:`CALIBRATION_GROUPS` (fitted later on all training rows)."""
-    import dataclasses
-
-    from .study import calibrate_spec
-
-    calib = d_train.rows_of(groups=list(CALIBRATION_GROUPS))
-    chosen, info = calibrate_spec(spec, d_train.select(~calib), d_train.select(calib))
-    summary = (f"{spec.chosen}: {', '.join(f'{k}={v}' for k, v in info['settings'].items())}, box scale "
-               f"{info['box_scale']:.3g}, calibration coverage "
-               + ", ".join(f"{k} {v:.2f}" for k, v in info["coverage"].items())
-               + ("" if info["reached"] else " (target not reachable)"))
-    return dataclasses.replace(spec, backend=chosen, calibrate=None, chosen=summary)
 
 
 def property_records(res, table) -> list[dict]:

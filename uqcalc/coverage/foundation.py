@@ -202,7 +202,7 @@ def run(model: str = "chgnet-0.3.0", data: Path | None = None, heldout=None, cal
     from ..extrapolation import LeverageGate
     from .dft import default_data, property_records
     from .references import TableReference
-    from .study import BackendSpec, CoverageStudy
+    from .study import BackendSpec, CoverageStudy, calibrate_on_groups
 
     data = default_data() if data is None else Path(data)
     if data is None or not Path(data).exists():
@@ -245,22 +245,12 @@ def run(model: str = "chgnet-0.3.0", data: Path | None = None, heldout=None, cal
     specs += [BackendSpec(name, backend, bounds=bounds, z=z, prior_mean=theta_zs,
                           chosen="fixed in advance; prior centred on pretrained + offset")
               for name, (backend, bounds, z) in _backends(seed, quick).items()]
-    # calibration: the calibration groups are left out of the training rows only to choose the box
-    calib = d_train.rows_of(groups=list(calibration))
-    if calibration and calib.any():
-        fit_part, val_part = d_train.select(~calib).about(theta_zs), d_train.select(calib).about(theta_zs)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", RuntimeWarning)
-            chosen, report = POPS(random_state=seed, n_members=500).calibrate(fit_part, val_part, target=target,
-                                                                                kinds=("energy",))
-        for w in caught:
-            logger.warning("calibration: %s", w.message)
-        settings = ", ".join(f"{k}={v}" for k, v in report.chosen["settings"].items())
-        specs.append(BackendSpec(
-            "POPS refit calibrated", chosen, bounds="box", prior_mean=theta_zs,
-            chosen=(f"POPS.calibrate on {', '.join(calibration)} (target {target}, energies): {settings}, box scale "
-                    f"{chosen.box_scale:.3g}, calibration coverage {report.chosen['coverage']['energy']:.2f}"
-                    + ("" if report.reached else " (target not reachable)"))))
+    if calibration and d_train.rows_of(groups=list(calibration)).any():
+        specs.append(calibrate_on_groups(
+            BackendSpec("POPS refit calibrated", POPS(random_state=seed, n_members=500), bounds="box",
+                        calibrate=target, prior_mean=theta_zs,
+                        chosen=f"POPS.calibrate on the training groups {', '.join(calibration)} (target {target})"),
+            d_train, calibration))
     result["settings_chosen"] = {spec.name: spec.chosen for spec in specs}
 
     props, table = property_targets(Path(data), quick) if properties else ([], {})

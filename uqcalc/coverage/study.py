@@ -142,6 +142,22 @@ def calibrate_spec(spec: BackendSpec, train: DesignMatrix, validation: DesignMat
     return chosen, info
 
 
+def calibrate_on_groups(spec: BackendSpec, design: DesignMatrix, groups) -> BackendSpec:
+    """``spec`` with its POPS calibrated on the rows of ``groups`` of the training ``design``.
+
+    Those groups are left out of the rows the box is built from only to choose it
+    (:func:`calibrate_spec`, about ``spec.prior_mean`` if set); the returned spec carries the
+    chosen unfitted POPS, to be fitted on the whole design, and says how it was chosen.
+    """
+    calib = design.rows_of(groups=list(groups))
+    chosen, info = calibrate_spec(spec, design.select(~calib), design.select(calib))
+    summary = (f"{spec.chosen}: {', '.join(f'{k}={v}' for k, v in info['settings'].items())}, box scale "
+               f"{info['box_scale']:.3g}, calibration coverage "
+               + ", ".join(f"{k} {v:.2f}" for k, v in info["coverage"].items())
+               + ("" if info["reached"] else " (target not reachable)"))
+    return dataclasses.replace(spec, backend=chosen, calibrate=None, chosen=summary)
+
+
 def _expansion_broken(out) -> str | None:
     """Why an expansion's result must not be kept as bounds (None: it holds where checked).
 
