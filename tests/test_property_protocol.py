@@ -86,7 +86,7 @@ def test_suite_errors_name_what_is_wrong():
 
 def test_suite_names_are_unique():
     names = [p.name for p in tungsten_suite()]
-    assert len(names) == len(set(names)) == 41
+    assert len(names) == len(set(names)) == 45
 
 
 # -- states ------------------------------------------------------------------------------

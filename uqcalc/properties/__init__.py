@@ -2,7 +2,7 @@
 
 Modules: :mod:`.bulk` (a0, E_coh, B, C_ij, shear moduli), :mod:`.phases` (fcc, hcp, A15, sc,
 diamond, C15 relative to bcc), :mod:`.surfaces` (γ of six low-index surfaces), :mod:`.fracture`
-(Griffith K_Ic), :mod:`.defects` (vacancy, divacancy, interstitials), :mod:`.faults`
+(Griffith K_Ic, lattice-trapping bounds K+ and K− of crack-tip clusters), :mod:`.defects` (vacancy, divacancy, interstitials), :mod:`.faults`
 (stacking faults) and :mod:`.migration` (vacancy migration). :func:`tungsten_suite` collects the
 default W benchmark, :func:`run_suite` evaluates any subset with one calculator.
 
@@ -58,7 +58,7 @@ from .faults import (
     StackingFaultEnergy,
     UnstableStackingFaultEnergy,
 )
-from .fracture import GriffithToughness
+from .fracture import GriffithToughness, LatticeTrapping
 from .migration import VacancyMigrationEnergy
 from .phases import HcpAxialRatio, PhaseEnergy
 from .surfaces import SurfaceEnergy
@@ -75,6 +75,7 @@ __all__ = [
     "HcpAxialRatio",
     "InterstitialFormationEnergy",
     "IntrinsicStackingFaultEnergy",
+    "LatticeTrapping",
     "LatticeConstant",
     "PhaseEnergy",
     "PointSymmetry",
@@ -172,7 +173,9 @@ def suite(
         1st/2nd-neighbour divacancy, interstitials (bcc ⟨111⟩/⟨110⟩/⟨100⟩/octahedral/
         tetrahedral; fcc ⟨100⟩/octahedral/tetrahedral; hcp basal split/octahedral), vacancy
         migration, surfaces (bcc six; fcc (100)/(110)/(111); hcp basal/prismatic), stacking
-        faults (bcc γ_us {110}/{112}; fcc γ_isf and γ_us {111}) and Griffith K_Ic (cubic).
+        faults (bcc γ_us {110}/{112}; fcc γ_isf and γ_us {111}), Griffith K_Ic and the
+        lattice-trapping bounds K+ and K− of two cleavage systems (cubic; bcc (100)[010] and
+        (110)[1-10], fcc (100)[010] and (111)[1-10]).
     """
     from .crystal import ground_state
 

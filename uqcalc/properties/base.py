@@ -110,12 +110,14 @@ def relax(
     fmax: float = 1e-3,
     steps: int = 2000,
     name: str = "structure",
+    optimizer=None,
 ) -> Atoms:
     """Relax a copy of ``atoms`` with ``calc``; return the relaxed copy (calculator attached).
 
-    LBFGS on the positions, or on ASE's :class:`~ase.filters.FrechetCellFilter` for anything
-    involving the cell (``"cell"`` keeps scaled positions fixed by
-    constraining every atom). ``fmax`` is in eV/Å (and the filter's stress equivalent).
+    LBFGS (or ``optimizer``, an ASE optimizer class) on the positions, or on ASE's
+    :class:`~ase.filters.FrechetCellFilter` for anything involving the cell (``"cell"`` keeps
+    scaled positions fixed by constraining every atom). ``fmax`` is in eV/Å (and the filter's
+    stress equivalent).
 
     Raises
     ------
@@ -138,8 +140,7 @@ def relax(
         target = FrechetCellFilter(work)
     # LBFGS also for cell relaxations: on a 127-atom vacancy at zero pressure it took
     # 15 steps (0.7 s) where FIRE took 63 (11 s)
-    optimizer = LBFGS
-    opt = optimizer(target, logfile=None)
+    opt = (optimizer or LBFGS)(target, logfile=None)
     with warnings.catch_warnings():
         # FrechetCellFilter's matrix logarithm reports ~1e-13 "inaccuracies" on every step
         warnings.filterwarnings("ignore", message="logm result may be inaccurate", category=RuntimeWarning)
@@ -180,6 +181,10 @@ class Property(ABC):
     #: True for properties affine in the parameters θ of a linear model (exact propagation
     #: from rank(δ) + 1 evaluations); a declaration, checked once per propagation
     affine_in_theta: ClassVar[bool] = False
+    #: False for properties that are piecewise constant in θ on the scale of a finite-difference
+    #: step (a bisected load that jumps between lattice traps): box corners are then located only
+    #: from a slope the propagator provides, never from differences of ``evaluate``
+    smooth_in_theta: ClassVar[bool] = True
 
     @property
     def name(self) -> str:

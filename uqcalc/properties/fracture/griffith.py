@@ -20,20 +20,20 @@ import numpy as np
 from ase import units
 from ase.calculators.calculator import Calculator
 
-from .base import Property
-from .bulk import cubic_elastic_constants
-from .crystal import CUBIC, Material, check_structure, relaxed_lattice
-from .surfaces import EV_PER_A2, QUICK_LAYERS_BY_STRUCTURE, SurfaceEnergy, _miller
+from ..base import Property
+from ..bulk import cubic_elastic_constants
+from ..crystal import CUBIC, Material, check_structure, relaxed_lattice
+from ..surfaces import EV_PER_A2, SurfaceEnergy, _miller
 
-__all__ = ["CLEAVAGE_BY_STRUCTURE", "CLEAVAGE_SYSTEMS", "GriffithToughness", "griffith_k1c", "suite"]
+__all__ = ["CLEAVAGE_BY_STRUCTURE", "CLEAVAGE_SYSTEMS", "K_UNIT", "GriffithToughness", "griffith_k1c"]
 
 #: crack plane -> crack front of the default cleavage systems: (100)[010] and (110)[001]
 CLEAVAGE_SYSTEMS = {(1, 0, 0): (0, 1, 0), (1, 1, 0): (0, 0, 1)}
 #: the default cleavage systems per cubic structure: bcc (100)[010], (110)[001]; fcc (100)[010], (111)[1-10]
 CLEAVAGE_BY_STRUCTURE = {"bcc": CLEAVAGE_SYSTEMS, "fcc": {(1, 0, 0): (0, 1, 0), (1, 1, 1): (1, -1, 0)}}
 
-# (eV/Å^3)·Å^1/2 -> MPa·m^1/2
-_K_UNIT = 1e3 / units.GPa * 1e-5
+#: (eV/Å^3)·Å^1/2 -> MPa·m^1/2
+K_UNIT = 1e3 / units.GPa * 1e-5
 
 
 def griffith_k1c(
@@ -70,7 +70,7 @@ def griffith_k1c(
         c44 * units.GPa,
         stress_state=stress_state,
     )
-    return float(crack.k1g(surface_energy / EV_PER_A2) * _K_UNIT)
+    return float(crack.k1g(surface_energy / EV_PER_A2) * K_UNIT)
 
 
 @dataclass
@@ -140,12 +140,3 @@ class GriffithToughness(Material, Property):
             c["C11"], c["C12"], c["C44"], c["gamma"], self.crack_surface, self.front, self.stress_state
         )
 
-
-def suite(quick: bool = False, **material) -> list[Property]:
-    """Fracture entries of a suite: the structure's :data:`CLEAVAGE_BY_STRUCTURE` (none for hcp)."""
-    crystal = Material(**material).crystal
-    if crystal not in CLEAVAGE_BY_STRUCTURE:
-        return []
-    quick_layers = QUICK_LAYERS_BY_STRUCTURE[crystal]
-    return [GriffithToughness(surface, layers=quick_layers[surface] if quick else None, **material)
-            for surface in CLEAVAGE_BY_STRUCTURE[crystal]]
