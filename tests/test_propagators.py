@@ -292,3 +292,93 @@ def test_energies_of_states_need_no_force_rows_and_responses_refuse_placeholders
                   progress=False)
     with pytest.raises(ValueError, match="stress rows"):
         mechanical_stability((energy_only, ens), "W", n_grid=5)
+
+
+# -- a property that differentiates itself: Gradient -----------------------------------------
+
+
+@dataclasses.dataclass
+class RattledCellEnergy(Property):
+    """Energy of one fixed rattled cell, with its exact parameter gradient (descriptor energy row);
+    ``offset`` shifts the value reported with the gradient, as a bisection's rounding would."""
+
+    offset: float = 0.0
+    resolution: float = 0.0
+
+    unit = "eV"
+
+    def _atoms(self):
+        atoms = bulk("W", "bcc", a=A0, cubic=True).repeat(2)
+        atoms.rattle(0.05, seed=3)
+        return atoms
+
+    def evaluate(self, calc):
+        atoms = self._atoms()
+        atoms.calc = calc
+        return atoms.get_potential_energy()
+
+    def parameter_gradient(self, descriptor, theta, directions, executor=None, progress=False):
+        rows = descriptor.rows(self._atoms())
+        value = float(rows.energy @ theta + rows.ref_energy) + self.offset
+        return value, directions @ rows.energy, {"resolution": self.resolution}
+
+
+def test_gradient_propagates_members_and_hands_its_slope_to_the_box_corners():
+    from uqcalc.backends import POPS
+    from uqcalc.propagate import Gradient
+
+    from .models import fitted_design
+
+    descriptor, design = fitted_design()
+    ens = POPS(n_members=50, random_state=0).fit(design)
+    prop = RattledCellEnergy()
+    p = build_propagator("gradient", exact_corners=True)
+    assert isinstance(p, BoxCorners) and isinstance(p.inner, VerifyExtremes) and isinstance(p.inner.inner, Gradient)
+    assert not Gradient().supports(VacancyFormationEnergy())
+    out = p(prop, LinearModel(descriptor, ens), progress=False)
+    exact = [prop.evaluate(LinearPotential(descriptor, m)) for m in ens.members]
+    np.testing.assert_allclose(out.members, exact, rtol=1e-10)
+    box = out.diagnostics["box"]
+    assert "slope_info" not in box  # the property's own slope, not 2R+1 finite differences
+    # affine: the exact corners are the first-order ones, and no member is flagged
+    np.testing.assert_allclose(box["exact_at_corners"], box["linear_at_corners"], rtol=1e-10)
+    assert not out.flags
+
+
+def test_extreme_members_are_held_to_the_resolution_the_property_reports():
+    from .models import fitted_design
+
+    descriptor, design = fitted_design()
+    from uqcalc.backends import BayesianRidge
+
+    model = LinearModel(descriptor, BayesianRidge(n_members=20, random_state=0).fit(design))
+    spread = np.ptp(propagate(RattledCellEnergy(), model, "gradient", progress=False).members)
+    offset = 0.5 * spread  # far above the 5 %-of-std tolerance
+    flagged = propagate(RattledCellEnergy(offset=offset), model, "gradient", progress=False)
+    assert any("extreme member" in f for f in flagged.flags)
+    within = propagate(RattledCellEnergy(offset=offset, resolution=2 * offset), model, "gradient", progress=False)
+    assert not within.flags
+
+
+@dataclasses.dataclass
+class SteppedCellEnergy(RattledCellEnergy):
+    """The same energy rounded to 10 meV: piecewise constant in θ, as a bisected load is."""
+
+    smooth_in_theta = False
+
+    def evaluate(self, calc):
+        return round(super().evaluate(calc), 2)
+
+
+def test_box_corners_are_not_located_by_differences_of_a_stepped_property():
+    from uqcalc.backends import POPS
+
+    from .models import fitted_design
+
+    descriptor, design = fitted_design()
+    model = LinearModel(descriptor, POPS(n_members=10, random_state=0).fit(design))
+    out = build_propagator("resample", exact_corners=True)(SteppedCellEnergy(), model, progress=False)
+    assert "skipped" in out.diagnostics["box"] and "exact_at_corners" not in out.diagnostics["box"]
+    # a slope the propagator provides is still used
+    out = build_propagator("gradient", exact_corners=True)(SteppedCellEnergy(), model, progress=False)
+    assert len(out.diagnostics["box"]["exact_at_corners"]) == 2

@@ -11,6 +11,8 @@ member values, std, lower, upper, failures, flags). The methods are propagator o
   arXiv:2407.02414; :mod:`.implicit`, :mod:`.expansion`, :mod:`.hessian`, :mod:`.coordinates`,
   :mod:`.symmetry`); :class:`Linear` keeps the first-order (envelope-theorem) term;
 * :class:`Affine` is exact for properties declared affine in θ;
+* :class:`Gradient` is first order for properties that differentiate themselves
+  (``parameter_gradient``: lattice-trapping bounds, :mod:`.gradient`);
 * :class:`VerifyExtremes` and :class:`BoxCorners` wrap any of them (:mod:`.checks`).
 
 ``uqcalc.propagate`` is both this package and the function: importing a submodule makes Python
@@ -26,6 +28,7 @@ from .base import Check, Propagator
 from .checks import BoxCorners, VerifyExtremes
 from .core import METHODS, build_propagator, propagate
 from .expansion import StateExpansion
+from .gradient import Gradient
 from .hessian import HessianSolver, SingularHessianError
 from .implicit import Implicit, Linear
 from .registry import PROPAGATORS
@@ -38,6 +41,7 @@ __all__ = [
     "Affine",
     "BoxCorners",
     "Check",
+    "Gradient",
     "HessianSolver",
     "Implicit",
     "Linear",

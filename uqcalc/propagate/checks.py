@@ -51,7 +51,8 @@ class VerifyExtremes(Check):
         idx = sorted({int(np.nanargmin(out.members)), int(np.nanargmax(out.members))})
         values, errors = evaluate_members(prop, model.descriptor, model.members[idx], idx, executor, progress=False)
         std = out.std
-        tol = max(self.rtol * (std if np.isfinite(std) else 0.0), self.atol)
+        # a value located only to a resolution (a bisection) is not held to better than it
+        tol = max(self.rtol * (std if np.isfinite(std) else 0.0), self.atol, out.diagnostics.get("resolution", 0.0))
         checks = []
         for i in idx:
             predicted = float(out.members[i])
@@ -78,9 +79,10 @@ class BoxCorners(Check):
     """Evaluate a scalar property exactly at the two first-order corners of a POPS box.
 
     The first-order slope comes from ``inner``'s result when it has one (implicit/linear
-    expansions: exact, two extra evaluations) and otherwise from central differences along the
-    R box axes (2R + 1 evaluations). Ensembles without a box and array-valued properties are
-    left as they are.
+    expansions, a property's own gradient: exact, two extra evaluations) and otherwise from
+    central differences along the R box axes (2R + 1 evaluations), except for a property that
+    declares itself not ``smooth_in_theta`` (then there are no corners). Ensembles without a box
+    and array-valued properties are left as they are.
 
     Parameters
     ----------
@@ -102,6 +104,10 @@ class BoxCorners(Check):
         box = out.diagnostics.setdefault("box", {})
         if "slope" in box:
             slope = np.asarray(box["slope"])
+        elif not getattr(prop, "smooth_in_theta", True):
+            box["skipped"] = ("no slope from the propagator, and the property is not smooth in θ on the scale of a "
+                              "finite-difference step: the bounds are the members' range")
+            return
         else:
             slope, info = finite_difference_slope(prop, model, executor, self.step, progress)
             z_lo, z_hi = corner_coordinates(slope, ensemble.lower, ensemble.upper)

@@ -49,6 +49,10 @@ def build_propagator(method: str, **options) -> Propagator:
             inner = VerifyExtremes(inner, rtol=o["verify_rtol"], atol=o["verify_atol"])
     else:
         inner = PROPAGATORS[method]()
+        # a first-order gradient is checked like an implicit expansion
+        verify = method == "gradient" if o["verify_extremes"] is None else o["verify_extremes"]
+        if verify:
+            inner = VerifyExtremes(inner, rtol=o["verify_rtol"], atol=o["verify_atol"])
     return BoxCorners(inner, step=o["corner_step"]) if o["exact_corners"] else inner
 
 
@@ -83,13 +87,15 @@ def propagate(
         ``combines_states`` (or one declared ``affine_in_theta``).
     calc_or_ensemble : LinearModel, UQCalculator or (Descriptor, ParameterEnsemble)
         The linear model and its ensemble (point estimate θ̄ and members θ_m).
-    method : {"resample", "implicit", "linear", "affine"} or Propagator
+    method : {"resample", "implicit", "linear", "affine", "gradient"} or Propagator
         ``"resample"``: ``prop.evaluate`` with every member (relaxing every state, M times).
         ``"implicit"``: relax each state once at θ̄ and expand the relaxed quantities to second
         order in δ = θ_m − θ̄ (energies exact to O(|δ|³); volumes first order; ``METHODS.md`` §5,
         Maliyov, Grigorev & Swinburne, arXiv:2407.02414). ``"linear"``: the first-order term
         only (``D(X*)·δ`` for energies: no Hessian). ``"affine"``: exact for a property
-        declared ``affine_in_theta``. A :class:`~uqcalc.propagate.Propagator` object (e.g.
+        declared ``affine_in_theta``. ``"gradient"``: first order from the property's own
+        ``parameter_gradient`` (lattice-trapping bounds; :mod:`.gradient`), the extreme members
+        re-evaluated. A :class:`~uqcalc.propagate.Propagator` object (e.g.
         ``BoxCorners(Implicit(order=2))``) is used as it is, and the keyword options below
         must then be left at their defaults.
     executor : concurrent.futures.Executor, optional
@@ -105,7 +111,7 @@ def propagate(
         Members per task (``resample``); see :func:`~uqcalc.propagate.resample.evaluate_members`.
     verify_extremes : bool, optional
         Re-relax the two members with the lowest and highest predicted value and compare
-        (default: True for ``implicit``, False for ``linear``). A deviation above
+        (default: True for ``implicit`` and ``gradient``, False for ``linear``). A deviation above
         ``max(verify_rtol · std, verify_atol)`` is flagged: the expansion does not hold over the
         ensemble's range (or the member relaxes into another basin).
     verify_rtol, verify_atol : float

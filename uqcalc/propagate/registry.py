@@ -6,6 +6,7 @@ Adding a method is a module with a :class:`~.base.Propagator` subclass and one l
 from __future__ import annotations
 
 from .affine import Affine
+from .gradient import Gradient
 from .implicit import Implicit, Linear
 from .resample import Resample
 
@@ -16,4 +17,5 @@ PROPAGATORS = {
     "implicit": Implicit,
     "linear": Linear,
     "affine": Affine,
+    "gradient": Gradient,
 }
