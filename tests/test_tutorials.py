@@ -66,6 +66,13 @@ CHECKS = {
         lambda v: (v["coverage"] >= 0.97 and v["lo"] <= v["a0"] <= v["hi"] and 3.30 < v["a0"] < 3.33
                    and v["n"] == 8 and v["d"] > 10),
     ),
+    "07_lattice_trapping.py": (
+        ("{'up': brackets['advance'].value, 'down': brackets['heal'].value, 'kg': brackets['advance'].k_griffith,"
+         " 'failed': sum(len(r.failed) for r in result['resample'].values()),"
+         " 'inside': all(r.lower <= r.value <= r.upper for r in result['resample'].values())}"),
+        # the student's tip is trapped on both sides of its Griffith load; every member brackets
+        lambda v: v["up"] > v["kg"] > v["down"] and v["failed"] == 0 and v["inside"],
+    ),
 }
 
 # tutorials that read the public DFT sets of ../shared/data (skipped where it is absent)

@@ -69,10 +69,12 @@ def _executor_type(spec: str) -> str:
 
 def _demo(args) -> None:
     from .coverage import run_teacher_study
+    from .coverage.teacher import demo_names
 
     out = Path(args.out)
     with make_executor(args.executor) as executor:
-        results = run_teacher_study(out, size="small", quick=True, seed=args.seed, progress=True, executor=executor)
+        results = run_teacher_study(out, size="small", quick=True, seed=args.seed, progress=True, executor=executor,
+                                    names=demo_names())
     print("\n" + results.to_markdown(results.meta["title"]))
     print(f"\ntables and figures: {out.resolve()}")
 

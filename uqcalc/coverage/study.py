@@ -171,10 +171,12 @@ def _expansion_broken(out) -> str | None:
     if not checks or np.ndim(out.value):
         return None
     width = float(np.nanmax(out.members) - np.nanmin(out.members))
+    # the precision to which evaluate() itself locates the value (a bisection's width)
+    resolution = float(out.diagnostics.get("resolution", 0.0))
     for c in checks:
         if c.get("resampled") is None:
             return f"extreme member {c['member']} could not be re-relaxed"
-        if c["deviation"] > BROKEN_FRACTION * width:
+        if c["deviation"] > max(BROKEN_FRACTION * width, resolution):
             return (f"extreme member {c['member']} predicted {c['predicted']:.6g}, re-relaxed {c['resampled']:.6g} "
                     f"(|Δ| {c['deviation']:.3g} > {BROKEN_FRACTION} × member range {width:.3g})")
     for c in checks:
@@ -388,8 +390,9 @@ class CoverageStudy:
         return None, notes
 
     def _result(self, spec: BackendSpec, prop) -> dict:
+        # only the propagators that can run this property decide its result
         key = digest({"version": _RESULT_VERSION, "ensemble": self._ensemble_key(spec), "prop": self._prop_key(prop),
-                      "propagators": [p.params() for p in self.propagators(prop, spec)]})
+                      "propagators": [p.params() for p in self.propagators(prop, spec) if p.supports(prop)]})
 
         def compute() -> dict:
             t0 = time.perf_counter()

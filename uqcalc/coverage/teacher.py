@@ -16,11 +16,20 @@ from pathlib import Path
 from .references import teacher_reference
 from .study import BackendSpec, CoverageStudy
 
-__all__ = ["VALIDATION_GROUPS", "run_teacher_study", "teacher_backends", "teacher_student"]
+__all__ = ["VALIDATION_GROUPS", "demo_names", "run_teacher_study", "teacher_backends", "teacher_student"]
 
 logger = logging.getLogger(__name__)
 
 VALIDATION_GROUPS = ("divacancy", "interstitial", "surface_112", "gsf_112")
+
+
+def demo_names(quick: bool = True) -> list[str]:
+    """The demo's properties: the W suite without the lattice-trapping bounds, whose brackets
+    (10–20 crack relaxations each, per member re-evaluated and per box corner) would take the
+    demo from ~11 minutes to hours; ``uqcalc coverage tungsten_teacher`` runs them."""
+    from ..properties import LatticeTrapping, tungsten_suite
+
+    return [p.name for p in tungsten_suite(quick=quick) if not isinstance(p, LatticeTrapping)]
 
 
 def teacher_student(twojmax: int = 6):
@@ -74,7 +83,9 @@ def run_teacher_study(out_dir="results/coverage_teacher", size: str = "small", q
     seed : int
         Training-set and backend seed.
     propagation : {"implicit", "linear", "resample"}
-        Method for properties with stationary states; others fall back to ``resample``.
+        Method for properties with stationary states; properties that differentiate themselves
+        (lattice trapping) use ``"gradient"`` unless this is ``"resample"``; the rest, and any
+        expansion that re-evaluated extreme members contradict, fall back to ``resample``.
     executor : concurrent.futures.Executor, optional
     progress : bool
     names : list of str, optional
@@ -99,7 +110,7 @@ def run_teacher_study(out_dir="results/coverage_teacher", size: str = "small", q
         resample_members = 20 if quick else None
     study = CoverageStudy(
         train, student, teacher_backends(seed), tungsten_suite(names, quick=quick), teacher_reference(),
-        propagation=propagation, executor=executor, store=out / "store", validation=valid, progress=progress,
+        propagation=[propagation, "gradient"], executor=executor, store=out / "store", validation=valid, progress=progress,
         resample_members=resample_members,
     )
     results = study.run()
