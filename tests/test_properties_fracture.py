@@ -214,3 +214,14 @@ def test_teacher_100_crack_is_trapped_and_snaps():
         b = LatticeTrapping("(100)[010]", bound, **QUICK_TRAPPING, layers=6).bracket(calc)
         assert (b.value > 1.1 * b.k_griffith) if bound == "advance" else (b.value < 0.95 * b.k_griffith)
         assert b.jump > 0.3
+
+
+def test_fcc_cracks_with_emt():
+    """No tungsten assumption: the fcc Cu suite's heal bounds with ASE's EMT lie below K_G."""
+    from ase.calculators.emt import EMT
+
+    calc = EMT()
+    for prop in suite("Cu", quick=True):
+        if isinstance(prop, LatticeTrapping) and prop.bound == "heal":
+            b = prop.bracket(calc)
+            assert b.value < b.k_griffith and b.load.cluster.reference.get_chemical_symbols()[0] == "Cu"
