@@ -18,9 +18,11 @@ Protocol (quasi-static loading of a clamped cluster, :mod:`.cluster`)
    step every atom is displaced by the field increment — the clamped shell exactly, the free
    atoms as a first guess — and the free atoms are relaxed from the previous state. The first
    step at which the tip column leaves c0 brackets the bound, which is bisected from the last
-   trapped state to ``k_tol · K_G``; the upper end is then confirmed by one more relaxation
-   from the final trapped state, and the trapped state by relaxing it to ``fmax_confirm``
-   (if it leaves the trap there, the bisection resumes below it).
+   trapped state to ``k_tol · K_G``.
+4. Confirmation: the last trapped state is relaxed to ``fmax_confirm`` by a line-search BFGS
+   (which never goes uphill); if its tip leaves the trap, the path's earlier trapped states are
+   tried in turn. From the last one that holds, the bisection is finished with such
+   relaxations, and the moved state is relaxed from the final trapped one.
 
 The value is the bracket's midpoint in MPa·m^1/2: the edge of the trapped branch that starts at
 K_G, with a fixed boundary, a straight front (one period along it) and the cluster size as its
@@ -51,7 +53,7 @@ from typing import ClassVar
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
-from ase.optimize import FIRE
+from ase.optimize import FIRE, BFGSLineSearch
 
 from ..base import Property, relax
 from ..crystal import CUBIC, Material, cached_lattice, check_structure
@@ -245,8 +247,9 @@ class LatticeTrapping(Material, Property):
     fmax, steps
         Relaxation tolerance (eV/Å) and FIRE step budget per load.
     fmax_confirm
-        Tolerance of the final trapped state's confirmation (eV/Å): if it leaves its trap when
-        relaxed this far, the bound lies below and the bisection goes on there.
+        Tolerance (eV/Å) of the two confirmations, by a line-search BFGS that never goes uphill:
+        the final trapped state relaxed this far (if it leaves its trap, the bound lies below and
+        the bisection goes on there) and the moved state relaxed from it.
     """
 
     system: str | tuple = "(100)[010]"
@@ -314,11 +317,14 @@ class LatticeTrapping(Material, Property):
         return CrackCluster.build(self.symbol, self.crystal, lattice_constant, self.plane, self.front,
                                   radius=self.radius, clamp=self.clamp, open_ratio=self.open_ratio)
 
-    def _relax(self, atoms: Atoms, calc: Calculator, k: float, fmax: float | None = None) -> Atoms:
-        # FIRE, not LBFGS: damped dynamics settles into the trap nearest the starting geometry,
-        # where LBFGS's long steps can jump a shallow barrier and move the tip early
-        return relax(atoms, calc, "positions", self.fmax if fmax is None else fmax, self.steps,
-                     name=f"{self.name} at K/K_G={k:.4f}", optimizer=FIRE)
+    def _relax(self, atoms: Atoms, calc: Calculator, k: float, confirm: bool = False) -> Atoms:
+        # FIRE along the path: damped dynamics settles into the trap nearest the starting
+        # geometry, where LBFGS's long steps can jump a shallow barrier and move the tip early.
+        # Confirmations use a line-search BFGS, which never goes uphill: near the end of a trap
+        # the barrier vanishes, and FIRE's inertia carried a tight relaxation over it (the
+        # teacher's bound crept down 0.01 K_G that way)
+        return relax(atoms, calc, "positions", self.fmax_confirm if confirm else self.fmax, self.steps,
+                     name=f"{self.name} at K/K_G={k:.4f}", optimizer=BFGSLineSearch if confirm else FIRE)
 
     def _start(self, calc: Calculator) -> tuple[CrackLoad, Atoms, int]:
         """(load, relaxed state at k_start, its tip column), once per calculator."""
@@ -345,68 +351,67 @@ class LatticeTrapping(Material, Property):
         sign = 1.0 if self.bound == "advance" else -1.0
         path = [(self.k_start, c0, 0.0)]
 
-        def step(previous: Atoms, k_from: float, k_to: float, fmax: float | None = None) -> tuple[Atoms, bool]:
+        def step(previous: Atoms, k_from: float, k_to: float, confirm: bool = False) -> tuple[Atoms, bool]:
             if len(path) > _MAX_RELAXATIONS:
                 raise TrappingError(f"{self.name}: no converged bracket after {_MAX_RELAXATIONS} relaxations "
                                     f"(last K/K_G = {k_to:.4f}); loosen k_tol or tighten fmax")
             trial = previous.copy()
             trial.positions += crack_load.field(k_to * kg) - crack_load.field(k_from * kg)
-            relaxed = self._relax(trial, calc, k_to, fmax)
+            relaxed = self._relax(trial, calc, k_to, confirm)
             column = cluster.tip_column(relaxed)
             jump = float(np.abs(relaxed.positions - trial.positions)[cluster.free].max())
             path.append((k_to, column, jump))
             return relaxed, sign * (column - c0) > 0
 
-        lo, trapped, hi, opened = self.k_start, state, None, None
-        history = [(lo, trapped)]  # every trapped state in load order, for a retreat below
-
-        def trapped_at(k, atoms):
-            nonlocal lo, trapped
-            lo, trapped = k, atoms
-            history.append((k, atoms))
-
-        while True:
-            if hi is None:  # stepping away from K_G
-                k_next = lo + sign * self.k_step
-                if not self.k_range[0] <= k_next <= self.k_range[1]:
-                    raise TrappingError(f"{self.name}: the tip stayed in column {c0} from K/K_G = {self.k_start} to "
-                                        f"{lo:.3f} (k_range={self.k_range})")
-                relaxed, moved = step(trapped, lo, k_next)
-                if moved:
-                    hi, opened = k_next, relaxed
-                else:
-                    trapped_at(k_next, relaxed)
-                continue
-            if abs(hi - lo) > self.k_tol:  # bisection
+        def bisect(lo, trapped, hi, opened, confirm):
+            while abs(hi - lo) > self.k_tol:
                 mid = 0.5 * (lo + hi)
-                relaxed, moved = step(trapped, lo, mid)
+                relaxed, moved = step(trapped, lo, mid, confirm)
                 if moved:
                     hi, opened = mid, relaxed
                 else:
-                    trapped_at(mid, relaxed)
-                continue
-            # the upper end confirmed from the last trapped state, so that the moved state is one
-            # small step from the trapped one (a coarse step can overshoot a trap) ...
-            relaxed, moved = step(trapped, lo, hi, self.fmax_confirm)
+                    lo, trapped = mid, relaxed
+            return lo, trapped, hi, opened
+
+        lo, trapped = self.k_start, state
+        history = [(lo, trapped)]  # the path's trapped states, in load order
+        while True:
+            # 1. step away from K_G and bisect, with FIRE at fmax
+            k_next = lo + sign * self.k_step
+            if not self.k_range[0] <= k_next <= self.k_range[1]:
+                raise TrappingError(f"{self.name}: the tip stayed in column {c0} from K/K_G = {self.k_start} to "
+                                    f"{lo:.3f} (k_range={self.k_range})")
+            relaxed, moved = step(trapped, lo, k_next)
             if not moved:
-                trapped_at(hi, relaxed)
-                hi = None
+                lo, trapped = k_next, relaxed
+                history.append((lo, trapped))
                 continue
-            opened = relaxed
-            # ... and the lower end by a tighter relaxation: near the bound the landscape is flat,
-            # and a minimiser stopped at fmax can sit on the slow slope just past the trap's end
-            polished = self._relax(trapped, calc, lo, fmax=self.fmax_confirm)
-            column = cluster.tip_column(polished)
-            path.append((lo, column, float(np.abs(polished.positions - trapped.positions)[cluster.free].max())))
-            if sign * (column - c0) <= 0:
-                trapped = polished
+            lo, trapped, hi, opened = bisect(lo, trapped, k_next, relaxed, confirm=False)
+            history.append((lo, trapped))
+            # 2. confirm: near the end of a trap the landscape is flat and a minimiser stopped at
+            # fmax can sit on the slow slope past it. The last trapped state that stays in its
+            # trap when relaxed to fmax_confirm by a minimiser that never goes uphill (walking
+            # back along the path) ...
+            while history:
+                k, atoms = history.pop()
+                polished = self._relax(atoms, calc, k, confirm=True)
+                column = cluster.tip_column(polished)
+                path.append((k, column, float(np.abs(polished.positions - atoms.positions)[cluster.free].max())))
+                if sign * (column - c0) <= 0:
+                    lo, trapped = k, polished
+                    break
+                hi, opened = k, polished
+            else:
+                raise TrappingError(f"{self.name}: the starting state at K/K_G = {self.k_start} leaves its trap "
+                                    f"when relaxed to fmax={self.fmax_confirm}")
+            # ... and the bisection finished from it with the same relaxations
+            lo, trapped, hi, opened = bisect(lo, trapped, hi, opened, confirm=True)
+            relaxed, moved = step(trapped, lo, hi, confirm=True)  # the moved state next to the trapped one
+            if moved:
+                opened = relaxed
                 break
-            history.pop()
-            if not history:
-                raise TrappingError(f"{self.name}: the starting state at K/K_G = {self.k_start} is not trapped "
-                                    f"at fmax={self.fmax_confirm}")
-            hi, opened = lo, polished
-            lo, trapped = history[-1]
+            lo, trapped = hi, relaxed  # the tight relaxation stays trapped where FIRE moved: go on
+            history = [(lo, trapped)]
         scale = kg * K_UNIT
         return TrappingBracket(bound=self.bound, k_griffith=kg * K_UNIT, k_low=lo * scale, k_high=hi * scale,
                                start_column=c0, path=[(k * scale, c, j) for k, c, j in path],
