@@ -58,7 +58,7 @@ from .faults import (
     StackingFaultEnergy,
     UnstableStackingFaultEnergy,
 )
-from .fracture import GriffithToughness, LatticeTrapping
+from .fracture import GriffithToughness, LatticeTrapping, TipEnergyRelease
 from .migration import VacancyMigrationEnergy
 from .phases import HcpAxialRatio, PhaseEnergy
 from .surfaces import SurfaceEnergy
@@ -86,6 +86,7 @@ __all__ = [
     "State",
     "StateProperty",
     "SurfaceEnergy",
+    "TipEnergyRelease",
     "UnstableStackingFaultEnergy",
     "VacancyFormationEnergy",
     "VacancyMigrationEnergy",

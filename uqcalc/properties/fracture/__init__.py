@@ -3,7 +3,8 @@
 :mod:`.griffith` gives K_Ic from the calculator's C_ij and surface energy (matscipy's
 ``CubicCrystalCrack.k1g``); :mod:`.trapping` loads a clamped crack-tip cluster (:mod:`.cluster`)
 with the anisotropic near-tip field and brackets the loads at which the tip advances or heals;
-:mod:`.sensitivity` differentiates those loads with respect to a linear model's parameters
+:mod:`.release` gives the energy released when the trapped tip advances one column at a fixed
+load; :mod:`.sensitivity` differentiates those loads with respect to a linear model's parameters
 (implicit differentiation at the end of the trapped branch). Protocol, convergence in cluster
 size and the W numbers: ``docs/fracture.md``.
 """
@@ -15,6 +16,7 @@ from ..crystal import Material
 from ..surfaces import QUICK_LAYERS_BY_STRUCTURE
 from .cluster import CrackCluster
 from .griffith import CLEAVAGE_BY_STRUCTURE, CLEAVAGE_SYSTEMS, K_UNIT, GriffithToughness, griffith_k1c
+from .release import TipEnergyRelease
 from .trapping import (
     BOUNDS,
     TRAPPING_SYSTEMS,
@@ -37,6 +39,7 @@ __all__ = [
     "CrackLoad",
     "GriffithToughness",
     "LatticeTrapping",
+    "TipEnergyRelease",
     "TrappingBracket",
     "TrappingError",
     "cubic_crack",
