@@ -71,6 +71,12 @@ def test_coverage_studies_reject_what_does_not_apply_in_one_line(tmp_path, capsy
     assert capsys.readouterr().err.strip().splitlines() == ["uqcalc: error: capacity_sweep takes no --names"]
     assert main(["coverage", "tungsten_teacher", "--data", "x.xyz"]) == 2
     assert "--data applies to tungsten_dft, heldout and foundation only, not tungsten_teacher" in capsys.readouterr().err
+    assert main(["coverage", "tungsten_dft", "--resample-members", "3"]) == 2
+    assert "tungsten_dft takes no --resample-members" in capsys.readouterr().err
+    # lattice trapping in a full teacher study would re-bracket every POPS member: refused before any work
+    assert main(["coverage", "tungsten_teacher", "--full", "--names", "K_plus_100", "--out", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--resample-members" in err[0] and "K_plus_100" in err[0]
     absent = tmp_path / "absent.extxyz.gz"
     assert main(["coverage", "tungsten_dft", "--data", str(absent)]) == 2
     err = capsys.readouterr().err.strip().splitlines()

