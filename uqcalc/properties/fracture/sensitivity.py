@@ -51,8 +51,9 @@ __all__ = ["FieldParameters", "critical_bond", "free_hessian", "trapping_gradien
 # relative steps of the boundary parameters K, a0 and the C_ij in the force differences: the
 # forces respond linearly far beyond them (the field is linear in K), round-off is ~1e-10 eV/Å
 _BOUNDARY_STEP = 1e-4
-# step along a unit parameter direction, as a fraction of the directions' norm (a0 and C_ij of
-# a linear model are smooth in θ; 0.1 keeps the relaxation tolerance of a0 below 1e-3 of the change)
+# step (θ units) along each unit parameter direction for the a0 and C_ij differences: 2–8 % of
+# the members' deviations from θ̄ for the students here (pair model 4.6, SNAP 2J=6 POPS 1.2), and
+# a0 and C_ij of a linear model are smooth in θ on that scale
 _THETA_STEP = 0.1
 
 
@@ -198,7 +199,7 @@ def trapping_gradient(prop, descriptor, theta: np.ndarray, directions: np.ndarra
 
     field = FieldParameters(symbol=prop.symbol, structure=prop.structure, lattice_constant=prop.lattice_constant,
                             elastic=dict(prop.elastic))
-    h = _THETA_STEP * float(np.median(np.linalg.norm(directions, axis=1)))
+    h = _THETA_STEP / float(np.median(np.linalg.norm(directions, axis=1)))
     r = directions.shape[0]
     probes = np.concatenate([theta + h * directions, theta - h * directions])
     values, errors = evaluate_members(field, descriptor, probes, list(range(2 * r)), executor, progress=progress,
