@@ -71,8 +71,12 @@ def test_coverage_studies_reject_what_does_not_apply_in_one_line(tmp_path, capsy
     assert capsys.readouterr().err.strip().splitlines() == ["uqcalc: error: capacity_sweep takes no --names"]
     assert main(["coverage", "tungsten_teacher", "--data", "x.xyz"]) == 2
     assert "--data applies to tungsten_dft, heldout and foundation only, not tungsten_teacher" in capsys.readouterr().err
-    assert main(["coverage", "tungsten_dft", "--resample-members", "3"]) == 2
-    assert "tungsten_dft takes no --resample-members" in capsys.readouterr().err
+    assert main(["coverage", "tungsten_dft", "--names", "a0"]) == 2
+    assert "tungsten_dft takes no --names" in capsys.readouterr().err
+    assert main(["coverage", "tungsten_dft", "--model", "ace"]) == 2
+    assert "tungsten_dft --model 'ace': choose one of snap, qsnap" in capsys.readouterr().err
+    assert main(["coverage", "capacity_sweep", "--model", "qsnap"]) == 2
+    assert "--model applies to" in capsys.readouterr().err
     # lattice trapping in a full teacher study would re-bracket every POPS member: refused before any work
     assert main(["coverage", "tungsten_teacher", "--full", "--names", "K_plus_100", "--out", str(tmp_path / "t")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -96,7 +100,11 @@ def test_coverage_tungsten_dft_finds_the_shared_data_from_a_checkout(tmp_path, m
     assert main(["coverage", "tungsten_dft", "--out", str(tmp_path), "--seed", "3"]) == 0
     assert seen["data"].resolve() == (SHARED_DATA / "tungsten_wood2017.extxyz.gz").resolve()
     assert seen["out"] == tmp_path and seen["quick"] is True and seen["seed"] == 3 and seen["twojmax"] == 6
+    assert seen["quadratic"] is False
     assert "| table |" in capsys.readouterr().out  # the study's table goes to stdout
+    # the paper's model: quadratic SNAP, 2J = 8 unless given
+    assert main(["coverage", "tungsten_dft", "--model", "qsnap", "--resample-members", "5", "--out", str(tmp_path)]) == 0
+    assert seen["quadratic"] is True and seen["twojmax"] == 8 and seen["resample_members"] == 5
 
 
 def test_only_user_errors_become_one_line_messages(monkeypatch):

@@ -130,3 +130,56 @@ def test_tungsten_dft_literature_references_match_the_suite():
     props[0].unit = "meV"
     with pytest.raises(ValueError, match="unit"):
         mod.literature_table(props)
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "tungsten_wood2017.extxyz.gz").exists(), reason="shared DFT data absent")
+def test_tungsten_dft_qsnap_student_caches_its_design(tmp_path, monkeypatch):
+    """`--quadratic` fits qSNAP (linear bispectrum + pairwise products, the paper's model; 2J = 4 here
+    to stay small) and builds each design once: a rerun computes no descriptor rows at all."""
+    from uqcalc.descriptors import SNAP
+
+    mod = _load("tungsten_dft")
+    argv = ["--quick", "--quadratic", "--twojmax", "4", "--data", str(SHARED_DATA / "tungsten_wood2017.extxyz.gz"),
+            "--max-train", "3", "--max-heldout", "2", "--no-properties", "--pops-members", "40", "--out", str(tmp_path)]
+    first = mod.main(argv)
+    n = SNAP(twojmax=4).n_params - 1  # bispectrum components of the linear model (plus its constant)
+    assert first["P"] == 1 + n + n * (n + 1) // 2 and first["model"] == "qSNAP 2J=4"
+    assert "qSNAP 2J=4 student" in (tmp_path / "tungsten_dft_q2j4_seed0_quick.md").read_text()
+    assert len(list((tmp_path / "store_q2j4_quick" / "design").glob("design-*.npz"))) == 2  # training, held out
+    assert all(step["wall_s"] >= 0 and step["peak_rss_gb"] > 0 for step in first["steps"].values())
+
+    def no_rows(*args, **kwargs):
+        raise AssertionError("descriptor rows computed again: the design cache missed")
+
+    monkeypatch.setattr(SNAP, "rows", no_rows)
+    monkeypatch.setattr(SNAP, "rows_batch", no_rows, raising=False)
+    second = mod.main(argv)
+    assert second["lsq_rmse"] == first["lsq_rmse"]
+
+
+def test_gpaw_references_score_beside_the_data_references(tmp_path):
+    """Direct GPAW values are read from the table without its unconverged elastic constants, and a
+    record says whether its interval contains the GPAW value."""
+    import json
+
+    mod = _load("tungsten_dft")
+    table = tmp_path / "gpaw.json"
+    table.write_text(json.dumps({"_about": "test", "a0": {"value": 3.18}, "C44": {"value": 154.0},
+                                 "dE_fcc": {"value": 0.486}}))
+    gpaw = mod.gpaw_references(table)
+    assert gpaw == {"a0": 3.18, "dE_fcc": 0.486}
+    assert mod.gpaw_references(tmp_path / "absent.json") == {}
+
+    class Result:
+        records = [{"property": "a0", "backend": "POPS", "value": 3.17, "reference": 3.1826, "lower": 3.16,
+                    "upper": 3.19, "std": 0.01, "bracketed": True, "method": "implicit"},
+                   {"property": "dE_fcc", "backend": "POPS", "value": 0.40, "reference": 0.483, "lower": 0.38,
+                    "upper": 0.45, "std": 0.02, "bracketed": False, "method": "implicit"},
+                   {"property": "C44", "backend": "POPS", "value": 140.0, "reference": 143.0, "lower": None,
+                    "upper": None, "std": None, "bracketed": False, "method": "resample", "error": "failed"}]
+
+    recs = {r["property"]: r for r in mod.property_records(Result(), {}, gpaw)}
+    assert recs["a0"]["gpaw_bracketed"] is True and recs["dE_fcc"]["gpaw_bracketed"] is False
+    assert "gpaw" not in recs["C44"]
+    md = "\n".join(mod.property_tables(list(recs.values())))
+    assert "GPAW-PBE" in md and "| POPS | 2 | 0.50 |" in md

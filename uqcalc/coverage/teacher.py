@@ -51,12 +51,17 @@ def study_properties(props: list, named: bool, quick: bool, resample_members: in
     return props
 
 
-def teacher_student(twojmax: int = 6):
-    """The student of every W study: linear SNAP 2J=``twojmax`` on the teacher's radii and ZBL part."""
+def teacher_student(twojmax: int = 6, quadratic: bool = False):
+    """The student of every W study: SNAP 2J=``twojmax`` on the teacher's radii and ZBL part.
+
+    ``quadratic``: qSNAP (the linear bispectrum plus its pairwise products; 2J = 8 gives
+    1 + 55 + 1540 = 1596 parameters, the POPS tungsten paper's model).
+    """
     from ..descriptors import SNAP
 
     teacher_desc, _ = SNAP.from_lammps_potential("W_2940_2017_2")
-    return SNAP(twojmax=twojmax, rcutfac=4.73442, rfac0=0.99363, reference=teacher_desc.reference)
+    return SNAP(twojmax=twojmax, rcutfac=4.73442, rfac0=0.99363, quadratic=quadratic,
+                reference=teacher_desc.reference)
 
 
 def teacher_backends(seed: int = 0) -> list[BackendSpec]:
