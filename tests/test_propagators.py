@@ -382,3 +382,31 @@ def test_box_corners_are_not_located_by_differences_of_a_stepped_property():
     # a slope the propagator provides is still used
     out = build_propagator("gradient", exact_corners=True)(SteppedCellEnergy(), model, progress=False)
     assert len(out.diagnostics["box"]["exact_at_corners"]) == 2
+
+
+def test_box_corners_refuse_a_finite_difference_slope_beyond_their_budget():
+    """2R + 1 property evaluations for the slope: a qSNAP box (R ≈ 1600) would spend thousands of
+    relaxations on it, so above the budget the corners are skipped, flagged, and nothing is evaluated."""
+    from uqcalc.backends import POPS
+
+    from .models import fitted_design
+
+    descriptor, design = fitted_design()
+    model = LinearModel(descriptor, POPS(n_members=10, random_state=0).fit(design))
+    R = model.ensemble.axes.shape[1]
+    calls = []
+
+    @dataclasses.dataclass
+    class Counted(RattledCellEnergy):
+        def evaluate(self, calc):
+            calls.append(1)
+            return super().evaluate(calc)
+
+    out = BoxCorners(Resample(), max_slope_evaluations=2 * R)(Counted(), model, progress=False)
+    assert len(calls) == model.ensemble.n_members + 1  # θ̄ and the members only
+    assert f"{2 * R + 1} evaluations" in out.diagnostics["box"]["skipped"]
+    assert any("box corners skipped" in f for f in out.flags)
+    calls.clear()
+    out = BoxCorners(Resample(), max_slope_evaluations=2 * R + 1)(Counted(), model, progress=False)
+    assert len(calls) == model.ensemble.n_members + 1 + 2 * R + 1 + 2  # + the slope and the two corners
+    assert len(out.diagnostics["box"]["exact_at_corners"]) == 2

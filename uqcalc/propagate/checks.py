@@ -81,19 +81,24 @@ class BoxCorners(Check):
     The first-order slope comes from ``inner``'s result when it has one (implicit/linear
     expansions, a property's own gradient: exact, two extra evaluations) and otherwise from
     central differences along the R box axes (2R + 1 evaluations), except for a property that
-    declares itself not ``smooth_in_theta`` (then there are no corners). Ensembles without a box
-    and array-valued properties are left as they are.
+    declares itself not ``smooth_in_theta`` (then there are no corners) or where 2R + 1 exceeds
+    ``max_slope_evaluations`` (a qSNAP box, R ≈ 1600, would cost 3200 evaluations of the property:
+    the corners are skipped and flagged). Ensembles without a box and array-valued properties are
+    left as they are.
 
     Parameters
     ----------
     inner : Propagator
     step : float, default 0.1
         Finite-difference step along each box axis, as a fraction of the half-width.
+    max_slope_evaluations : int, default 1000
+        Most property evaluations spent on a finite-difference slope.
     """
 
-    def __init__(self, inner: Propagator, *, step: float = 0.1):
+    def __init__(self, inner: Propagator, *, step: float = 0.1, max_slope_evaluations: int = 1000):
         super().__init__(inner)
         self.step = step
+        self.max_slope_evaluations = max_slope_evaluations
 
     def check(self, out: PropertyEnsemble, prop, model: LinearModel, executor: Executor | None,
               progress: bool) -> None:
@@ -107,6 +112,13 @@ class BoxCorners(Check):
         elif not getattr(prop, "smooth_in_theta", True):
             box["skipped"] = ("no slope from the propagator, and the property is not smooth in θ on the scale of a "
                               "finite-difference step: the bounds are the members' range")
+            return
+        elif 2 * ensemble.axes.shape[1] + 1 > self.max_slope_evaluations:
+            n = 2 * ensemble.axes.shape[1] + 1
+            box["skipped"] = (f"no slope from the propagator, and central differences along the {n // 2} box axes "
+                              f"would take {n} evaluations (> max_slope_evaluations = {self.max_slope_evaluations}): "
+                              "the bounds are the members' range")
+            out.flag(f"box corners skipped: {box['skipped']}")
             return
         else:
             slope, info = finite_difference_slope(prop, model, executor, self.step, progress)

@@ -189,7 +189,9 @@ def propagate(
         if method in ("implicit", "linear") and not prop.combines_states and Affine().supports(prop):
             # no states, but declared affine: exact from rank(δ) + 1 evaluations
             affine = Affine()
-            propagator = BoxCorners(affine, step=propagator.step) if isinstance(propagator, BoxCorners) else affine
+            if isinstance(propagator, BoxCorners):
+                affine = BoxCorners(affine, step=propagator.step, max_slope_evaluations=propagator.max_slope_evaluations)
+            propagator = affine
     if not propagator.supports(prop):
         if getattr(prop, "lattice_constant", 0.0) is None:
             raise ValueError(
