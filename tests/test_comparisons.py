@@ -183,3 +183,5 @@ def test_gpaw_references_score_beside_the_data_references(tmp_path):
     assert "gpaw" not in recs["C44"]
     md = "\n".join(mod.property_tables(list(recs.values())))
     assert "GPAW-PBE" in md and "| POPS | 2 | 0.50 |" in md
+    # the paper's columns: errors of the point estimate and of each bound against the reference
+    assert "| dE_fcc | POPS | -0.083 | 0.02 | -0.103 | -0.033 | False |" in md

@@ -438,6 +438,17 @@ def property_tables(records: list[dict]) -> list[str]:
                      if r["value"] is not None and r["upper"] is not None and r["upper"] > r["lower"]]
             lines.append(f"| {name} | {src} | {len(rs)} | {_f(np.mean([bool(r['bracketed']) for r in rs]), '.2f')} "
                          f"| {_f(np.mean(ratio) if ratio else np.nan, '.3f')} |")
+    lines += ["", "Paper format (Perez et al. 2025, errors against the DFT reference: MLE = the point estimate, "
+              "low/high = the bounds):", "", "| property | backend | MLE error | ensemble std | low bound error "
+              "| high bound error | enveloped |", "|---|---|---|---|---|---|---|"]
+    for r in sorted(records, key=lambda r: (str(r["property"]), str(r["backend"]))):
+        ref = r["reference"]
+
+        def err(x, ref=ref):
+            return None if x is None or ref is None else float(x) - float(ref)
+
+        lines.append(f"| {r['property']} | {r['backend']} | {_f(err(r['value']), '+.3g')} | {_f(r.get('std'), '.3g')} "
+                     f"| {_f(err(r['lower']), '+.3g')} | {_f(err(r['upper']), '+.3g')} | {r['bracketed']} |")
     gpaw = [r for r in records if "gpaw" in r]
     if gpaw:
         lines += ["", "Against the direct GPAW-PBE references (comparisons/data/gpaw_w_pbe.json; elastic constants "
