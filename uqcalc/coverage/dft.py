@@ -281,7 +281,7 @@ def run(data: Path | None = None, properties_json: Path | None = None, twojmax: 
             h.pop("energy", None)
             result["heldout"][spec.name] = {"kind": h["kind"], "group×kind": h.get("group×kind", {}),
                                             "wall_s": time.perf_counter() - tb}
-            steps[f"fit {spec.name}"] = _step(tb)
+            steps[f"fit and score {spec.name}"] = _step(tb)
         except Exception as exc:  # noqa: BLE001
             result["heldout"][spec.name] = {"error": f"{type(exc).__name__}: {exc}"}
 
