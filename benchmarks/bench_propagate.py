@@ -75,12 +75,10 @@ def build_model(members: int, seed: int, twojmax: int = 6, quadratic: bool = Fal
     misspecification at the paper's model size.
     """
     from uqcalc.backends import POPS
-    from uqcalc.descriptors import SNAP
+    from uqcalc.coverage.teacher import teacher_student
     from uqcalc.design import DesignMatrix
 
-    teacher, _ = SNAP.from_lammps_potential("W_2940_2017_2")
-    descriptor = SNAP(twojmax=twojmax, quadratic=quadratic, rcutfac=4.73442, rfac0=0.99363,
-                      reference=teacher.reference)
+    descriptor = teacher_student(twojmax, quadratic)
     if data == "wood":
         from uqcalc.coverage.dft import default_data, load_frames
 

