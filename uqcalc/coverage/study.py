@@ -98,7 +98,7 @@ class BackendSpec:
 
 
 # bump when what a stored (backend, property) result means changes, so old checkpoints are recomputed
-_RESULT_VERSION = 6
+_RESULT_VERSION = 7
 
 
 def _box_interval(lower: float, upper: float, box: dict) -> tuple[float, float]:

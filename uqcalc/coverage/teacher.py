@@ -51,6 +51,15 @@ def study_properties(props: list, named: bool, quick: bool, resample_members: in
     return props
 
 
+def study_propagation(props: list, propagation: str) -> dict:
+    """Per property: ``propagation``, and for lattice-trapping bounds (not smooth in θ) then ``"gradient"``.
+
+    Bulk a0, B and C_ij differentiate themselves too, but keep their exactly re-evaluated
+    members; their gradient still picks the POPS box corners (:class:`~uqcalc.propagate.BoxCorners`).
+    """
+    return {p.name: propagation if p.smooth_in_theta else [propagation, "gradient"] for p in props}
+
+
 def teacher_student(twojmax: int = 6, quadratic: bool = False):
     """The student of every W study: SNAP 2J=``twojmax`` on the teacher's radii and ZBL part.
 
@@ -107,8 +116,8 @@ def run_teacher_study(out_dir="results/coverage_teacher", size: str = "small", q
     seed : int
         Training-set and backend seed.
     propagation : {"implicit", "linear", "resample"}
-        Method for properties with stationary states; properties that differentiate themselves
-        (lattice trapping) use ``"gradient"`` unless this is ``"resample"``; the rest, and any
+        Method for properties with stationary states; lattice-trapping bounds use ``"gradient"``
+        unless this is ``"resample"``; the rest, and any
         expansion that re-evaluated extreme members contradict, fall back to ``resample``.
     executor : concurrent.futures.Executor, optional
     progress : bool
@@ -136,7 +145,8 @@ def run_teacher_study(out_dir="results/coverage_teacher", size: str = "small", q
     student = teacher_student(twojmax)
     study = CoverageStudy(
         train, student, teacher_backends(seed), props, teacher_reference(),
-        propagation=[propagation, "gradient"], executor=executor, store=out / "store", validation=valid, progress=progress,
+        propagation=study_propagation(props, propagation),
+        executor=executor, store=out / "store", validation=valid, progress=progress,
         resample_members=resample_members,
     )
     results = study.run()

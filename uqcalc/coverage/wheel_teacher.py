@@ -55,7 +55,7 @@ from ..properties.crystal import (
 from ..properties.faults import FAULT_PLANES, fault_slab
 from ..properties.surfaces import LAYERS_BY_STRUCTURE, slab
 from .references import CalculatorReference
-from .teacher import study_properties, teacher_backends
+from .teacher import study_properties, study_propagation, teacher_backends
 
 __all__ = ["run_wheel_teacher_study", "wheel_teacher", "wheel_training_set"]
 
@@ -202,7 +202,7 @@ def run_wheel_teacher_study(name: str, out_dir: str | Path | None = None, size: 
     if structure == "hcp":
         props = [p if not hasattr(p, "covera") else _with_covera(p, covera) for p in props]
     study = CoverageStudy(train, student, teacher_backends(seed), props, CalculatorReference(factory, f"teacher {name}"),
-                          propagation=[propagation, "gradient"], executor=executor, store=out / "store", validation=valid,
+                          propagation=study_propagation(props, propagation), executor=executor, store=out / "store", validation=valid,
                           progress=progress, resample_members=resample_members)
     results = study.run()
     title = (f"{symbol} ({structure}) teacher–student coverage: {name} teacher, SNAP 2J={twojmax} student, "

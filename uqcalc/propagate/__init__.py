@@ -12,7 +12,8 @@ member values, std, lower, upper, failures, flags). The methods are propagator o
   :mod:`.symmetry`); :class:`Linear` keeps the first-order (envelope-theorem) term;
 * :class:`Affine` is exact for properties declared affine in θ;
 * :class:`Gradient` is first order for properties that differentiate themselves
-  (``parameter_gradient``: lattice-trapping bounds, :mod:`.gradient`);
+  (``parameter_gradient``: lattice-trapping bounds, a cubic crystal's a0, B and C_ij from
+  :mod:`uqcalc.properties.bulk_sensitivity`; :mod:`.gradient`);
 * :class:`VerifyExtremes` and :class:`BoxCorners` wrap any of them (:mod:`.checks`).
 
 ``uqcalc.propagate`` is both this package and the function: importing a submodule makes Python

@@ -20,7 +20,8 @@ import numpy as np
 
 from ..model import LinearModel
 from .base import Check, Propagator
-from .corners import corner_coordinates, evaluate_corners, finite_difference_slope
+from .corners import corner_coordinates, evaluate_corners, finite_difference_slope, property_slope
+from .gradient import Gradient
 from .resample import evaluate_members
 from .result import PropertyEnsemble
 
@@ -79,8 +80,10 @@ class BoxCorners(Check):
     """Evaluate a scalar property exactly at the two first-order corners of a POPS box.
 
     The first-order slope comes from ``inner``'s result when it has one (implicit/linear
-    expansions, a property's own gradient: exact, two extra evaluations) and otherwise from
-    central differences along the R box axes (2R + 1 evaluations), except for a property that
+    expansions, a property's own gradient: exact, two extra evaluations), else from the
+    property's ``parameter_gradient`` when it has one (bulk a0, B, C_ij: one more evaluation;
+    members resampled, corners from the gradient) and otherwise from central differences along
+    the R box axes (2R + 1 evaluations), except for a property that
     declares itself not ``smooth_in_theta`` (then there are no corners) or where 2R + 1 exceeds
     ``max_slope_evaluations`` (a qSNAP box, R ≈ 1600, would cost 3200 evaluations of the property:
     the corners are skipped and flagged). Ensembles without a box and array-valued properties are
@@ -109,6 +112,15 @@ class BoxCorners(Check):
         box = out.diagnostics.setdefault("box", {})
         if "slope" in box:
             slope = np.asarray(box["slope"])
+        elif getattr(prop, "smooth_in_theta", True) and Gradient().supports(prop):
+            # the property differentiates itself (bulk a0, B, C_ij): one evaluation, not 2R + 1
+            slope, info = property_slope(prop, model, executor)
+            z_lo, z_hi = corner_coordinates(slope, ensemble.lower, ensemble.upper)
+            base = float(out.value)
+            box |= {"slope": [float(g) for g in slope], "slope_method": "parameter_gradient",
+                    "slope_info": info, "linear_lower": base + float(slope @ z_lo),
+                    "linear_upper": base + float(slope @ z_hi),
+                    "max_member_distance": float(np.linalg.norm(ensemble.members - ensemble.theta, axis=1).max())}
         elif not getattr(prop, "smooth_in_theta", True):
             box["skipped"] = ("no slope from the propagator, and the property is not smooth in θ on the scale of a "
                               "finite-difference step: the bounds are the members' range")

@@ -10,8 +10,10 @@ understates the box; the corners recover its extent.
 Where the first-order term comes from:
 
 * ``implicit``/``linear`` propagation: exactly, from the expansions (:func:`.implicit._box_corners`);
-* otherwise (properties without stationary states: lattice constant, elastic constants, c/a,
-  K_Ic): central finite differences along the box axes, 2R evaluations of ``prop.evaluate``.
+* from the property's own ``parameter_gradient`` where it has one (a cubic crystal's a0, B and
+  C_ij, :mod:`uqcalc.properties.bulk_sensitivity`): one evaluation, :func:`property_slope`;
+* otherwise (c/a, K_Ic, …): central finite differences along the box axes, 2R evaluations of
+  ``prop.evaluate``.
 
 :func:`evaluate_corners` then evaluates the property itself at the two corners — every state
 re-relaxed with the corner's parameters — so a bound does not rest on an expansion far from θ̄.
@@ -26,7 +28,7 @@ import numpy as np
 from ..model import LinearModel
 from .resample import evaluate_members
 
-__all__ = ["corner_coordinates", "evaluate_corners", "finite_difference_slope"]
+__all__ = ["corner_coordinates", "evaluate_corners", "finite_difference_slope", "property_slope"]
 
 
 def corner_coordinates(slope: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -86,6 +88,22 @@ def finite_difference_slope(prop, model: LinearModel, executor: Executor | None 
     info = {"n_evaluations": len(labels), "step": step, "failed_axes": failed,
             "errors": {str(k): v for k, v in sorted(errors.items())[:5]}}
     return slope, info
+
+
+def property_slope(prop, model: LinearModel, executor: Executor | None = None) -> tuple[np.ndarray, dict]:
+    """First-order change of ``prop`` per unit box coordinate from its ``parameter_gradient`` at θ̄.
+
+    Returns
+    -------
+    slope : (R,) ndarray
+    info : dict
+        ``n_evaluations`` (1) and the property's own gradient information.
+    """
+    ensemble = model.ensemble
+    # the box axes need not be orthonormal: the slope per box coordinate is the derivative
+    # along each axis column itself
+    _, slope, info = prop.parameter_gradient(model.descriptor, ensemble.theta, ensemble.axes.T, executor=executor)
+    return np.asarray(slope, dtype=float), {"n_evaluations": 1, **{k: v for k, v in info.items() if np.isscalar(v)}}
 
 
 def evaluate_corners(prop, model: LinearModel, slope: np.ndarray, executor: Executor | None = None,

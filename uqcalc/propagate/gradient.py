@@ -3,12 +3,16 @@
 Some properties are neither affine in θ nor a combination of relaxed states, yet know how to
 differentiate themselves: a lattice-trapping bound is the end of a branch of crack-tip equilibria,
 whose derivative follows from implicit differentiation at that point
-(:mod:`uqcalc.properties.fracture.sensitivity`). Such a property provides
+(:mod:`uqcalc.properties.fracture.sensitivity`); a cubic crystal's a0, B and C_ij follow from
+the stress rows of a few fixed cells (:mod:`uqcalc.properties.bulk_sensitivity`). Such a
+property provides
 
     parameter_gradient(descriptor, theta, directions, executor=None, progress=False)
         -> (value, slopes (r,), info)
 
-with ``slopes`` its derivative along each row of ``directions``. :class:`Gradient` asks for it
+with ``slopes`` its derivative along each row of ``directions`` (and may declare
+``has_parameter_gradient = False`` for settings it cannot differentiate, e.g. hcp).
+:class:`Gradient` asks for it
 along an orthonormal basis of the members' deviations (and the box axes), predicts every member
 to first order, ``f(θ̄) + g·(θ_m − θ̄)``, and hands the box slope to
 :class:`~.checks.BoxCorners`, which then needs only the two exact corner evaluations.
@@ -45,7 +49,8 @@ class Gradient(Propagator):
         pass
 
     def supports(self, prop) -> bool:
-        return callable(getattr(prop, "parameter_gradient", None))
+        # a property may provide the gradient for some of its settings only (bulk: cubic crystals)
+        return callable(getattr(prop, "parameter_gradient", None)) and bool(getattr(prop, "has_parameter_gradient", True))
 
     def __call__(self, prop, model: LinearModel, executor: Executor | None = None, *,
                  progress: bool = True) -> PropertyEnsemble:

@@ -34,6 +34,7 @@ from ase.calculators.calculator import Calculator
 from ase.eos import EquationOfState
 
 from .base import TUNGSTEN_A0, Property, State, StateProperty
+from .bulk_sensitivity import cubic_parameter_gradient
 from .crystal import (
     CUBIC,
     Material,
@@ -51,6 +52,7 @@ __all__ = [
     "ShearModulus",
     "bcc_cell",
     "cubic_elastic_constants",
+    "eos_fit",
     "relaxed_lattice",
     "relaxed_lattice_constant",
     "shear_moduli",
@@ -140,6 +142,19 @@ def cubic_elastic_constants(
     return {"C11": c11, "C12": c12, "C44": c44, "C'": 0.5 * (c11 - c12)}
 
 
+def eos_fit(volumes, energies, eos: str = "birchmurnaghan") -> tuple[float, float, float]:
+    """(V0 in Å³, E0 in eV, B in GPa) of an ``ase.eos`` fit to a volume scan.
+
+    The energies are fitted about their mean: the optimiser's relative tolerance then applies to
+    the few meV that shape the curve, not to a total energy of tens of eV (fitting raw 2-atom Ta
+    energies, a uniform shift of 1e-5 eV moved B by 1.6e-4 GPa; the fit is invariant to it).
+    """
+    energies = np.asarray(energies, dtype=float)
+    shift = float(energies.mean())
+    v0, e0, b = EquationOfState(list(volumes), list(energies - shift), eos=eos).fit(warn=False)
+    return float(v0), float(e0 + shift), float(b / units.GPa)
+
+
 def shear_moduli(c11: float, c12: float, c44: float) -> dict[str, float]:
     """Voigt, Reuss and Hill polycrystal shear moduli of a cubic crystal (same unit as C_ij)."""
     cp2 = c11 - c12
@@ -148,8 +163,40 @@ def shear_moduli(c11: float, c12: float, c44: float) -> dict[str, float]:
     return {"G_V": g_v, "G_R": g_r, "G_H": 0.5 * (g_v + g_r)}
 
 
+class _CubicGradient:
+    """First-order θ-derivative of a cubic crystal's bulk property for a linear model.
+
+    The protocol of :class:`uqcalc.propagate.Gradient`: ``parameter_gradient`` returns the
+    value (the property's own ``evaluate``) and its slopes along ``directions``, from the stress
+    rows of a few fixed cells (:mod:`.bulk_sensitivity`), so a POPS box's corners cost two
+    evaluations instead of 2R + 1. Cubic structures only (``has_parameter_gradient``).
+    """
+
+    @property
+    def has_parameter_gradient(self) -> bool:
+        return self.crystal in CUBIC
+
+    def _theta_gradient(self, calc, descriptor, theta) -> tuple[np.ndarray, dict]:
+        raise NotImplementedError
+
+    def parameter_gradient(self, descriptor, theta, directions, executor=None, progress: bool = False):
+        """(value at θ, slopes along the rows of ``directions``, info); ``executor`` is not needed."""
+        from ..calculator import LinearPotential
+
+        calc = LinearPotential(descriptor, np.asarray(theta, dtype=float))
+        value = float(self.evaluate(calc))
+        gradient, info = self._theta_gradient(calc, descriptor, theta)
+        return value, np.asarray(directions, dtype=float) @ gradient, info | {"resolution": 0.0}
+
+    def _cubic(self, calc, descriptor, theta, quantity: str, **options) -> tuple[np.ndarray, dict]:
+        own = getattr(self, "lattice_constant", None) is None
+        a0 = relaxed_lattice(calc, self.symbol, self.crystal)[0] if own else float(self.lattice_constant)
+        return cubic_parameter_gradient(descriptor, theta, self.symbol, self.crystal, quantity, a0, own_lattice=own,
+                                        **options)
+
+
 @dataclass
-class LatticeConstant(Material, Property):
+class LatticeConstant(_CubicGradient, Material, Property):
     """Equilibrium lattice constant a (Å): the unit cell relaxed to zero stress (hcp: a and c).
 
     Parameters
@@ -173,6 +220,10 @@ class LatticeConstant(Material, Property):
 
     def evaluate(self, calc: Calculator) -> float:
         return relaxed_lattice(calc, self.symbol, self.crystal, self.guess, self.fmax, self.steps)[0]
+
+    def _theta_gradient(self, calc, descriptor, theta):
+        a0 = self.evaluate(calc)
+        return cubic_parameter_gradient(descriptor, theta, self.symbol, self.crystal, "a0", a0)
 
 
 @dataclass
@@ -224,7 +275,7 @@ class CohesiveEnergy(Material, StateProperty):
 
 
 @dataclass
-class BulkModulus(Material, Property):
+class BulkModulus(_CubicGradient, Material, Property):
     """Bulk modulus (GPa) from an equation-of-state fit (``ase.eos``) to a volume scan.
 
     Parameters
@@ -263,14 +314,18 @@ class BulkModulus(Material, Property):
             atoms.calc = calc
             volumes.append(atoms.get_volume())
             energies.append(atoms.get_potential_energy())
-        v0, _, b = EquationOfState(volumes, energies, eos=self.eos).fit(warn=False)
+        v0, _, b = eos_fit(volumes, energies, self.eos)
         if not min(volumes) <= v0 <= max(volumes):
             raise ValueError(f"{self.name}: EOS minimum {v0:.3f} Å^3 outside the scanned volumes")
-        return float(b / units.GPa)
+        return b
+
+    def _theta_gradient(self, calc, descriptor, theta):
+        return self._cubic(calc, descriptor, theta, "B", eos={"volume_range": self.volume_range,
+                                                             "n_points": self.n_points, "eos": self.eos})
 
 
 @dataclass(kw_only=True)
-class _CubicElastic(Material, Property):
+class _CubicElastic(_CubicGradient, Material, Property):
     """Shared settings of the properties derived from the cubic C_ij (keyword-only; bcc, fcc)."""
 
     lattice_constant: float | None = None
@@ -310,6 +365,12 @@ class ElasticConstant(_CubicElastic):
     def evaluate(self, calc: Calculator) -> float:
         return self.constants(calc)[self.component]
 
+    def _theta_gradient(self, calc, descriptor, theta):
+        if self.component != "C'":
+            return self._cubic(calc, descriptor, theta, self.component)
+        (g11, i11), (g12, i12) = (self._cubic(calc, descriptor, theta, c) for c in ("C11", "C12"))
+        return 0.5 * (g11 - g12), i11 | {"local": 0.5 * (i11["local"] - i12["local"])}
+
 
 @dataclass
 class ShearModulus(_CubicElastic):
@@ -331,6 +392,21 @@ class ShearModulus(_CubicElastic):
     def evaluate(self, calc: Calculator) -> float:
         c = self.constants(calc)
         return shear_moduli(c["C11"], c["C12"], c["C44"])[SHEAR_AVERAGES[self.average]]
+
+    def _theta_gradient(self, calc, descriptor, theta):
+        key = SHEAR_AVERAGES[self.average]
+        parts = {c: self._cubic(calc, descriptor, theta, c) for c in ("C11", "C12", "C44")}
+        c = {name: info["local"] for name, (_, info) in parts.items()}
+        gradient = np.zeros_like(parts["C11"][0])
+        for name, (g, _) in parts.items():
+            # chain rule through the closed-form averages (central difference of an exact formula)
+            h = 1e-4 * max(abs(c[name]), 1.0)
+            up, down = dict(c), dict(c)
+            up[name] += h
+            down[name] -= h
+            gradient += (shear_moduli(**{k.lower(): v for k, v in up.items()})[key]
+                         - shear_moduli(**{k.lower(): v for k, v in down.items()})[key]) / (2 * h) * g
+        return gradient, parts["C44"][1] | {"local": shear_moduli(*(c[k] for k in ("C11", "C12", "C44")))[key]}
 
 
 def suite(quick: bool = False, **material) -> list[Property]:
