@@ -16,6 +16,9 @@ fault), never used for any choice. Printed per student: P, box rank R, and per c
 coverage and median half-width/abs(err) of held-out energies (per atom) and forces (noise floor
 0.1 meV/atom, 1 meV/Å).
 
+The same comparison on real DFT (the Wood W set, up to the paper's quadratic 2J = 8, with
+natural-temperature MCMC beside it): ``comparisons/bound_constructions.py``.
+
 Run:  python benchmarks/bench_pops_bounds_vs_rank.py [--members 1000] [--json out.json]
 """
 
@@ -31,18 +34,6 @@ CALIBRATION = ("vacancy", "gsf_110")
 STUDENTS = [(2, False), (4, False), (6, False), (8, False), (4, True)]
 
 
-def scores(pred, design) -> dict:
-    from uqcalc.coverage.metrics import noise_floor, summarize
-
-    out = {}
-    for kind in ("energy", "force"):
-        m = design.kind == kind
-        s = summarize(pred.mean[m], pred.lower[m], pred.upper[m], design.y[m], tolerance=noise_floor(design.kind[m]))
-        out[kind] = {"coverage": s["coverage"], "median_half_width_over_abs_error": s["median_half_width_over_abs_error"],
-                     "mean_width": s["mean_width"]}
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=1000)
@@ -50,6 +41,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from uqcalc.backends import POPS
+    from uqcalc.coverage.constructions import score_bounds as scores
     from uqcalc.coverage.teacher import VALIDATION_GROUPS, teacher_student
     from uqcalc.data import split_by_group
     from uqcalc.datasets import tungsten
