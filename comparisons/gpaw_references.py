@@ -32,6 +32,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 TABLE = Path(__file__).resolve().parent / "data" / "gpaw_w_pbe.json"
 SHARED_OUT = Path(__file__).resolve().parent / "data" / "gpaw_vs_wood.json"
+ELASTIC_OUT = Path(__file__).resolve().parent / "data" / "gpaw_w_elastic_kpoints.json"
 #: cheapest first: bulk cells, then phases, slabs and the 54-site defects
 DEFAULT_NAMES = ("a0", "B", "C11", "C12", "C44", "dE_fcc", "dE_hcp", "dE_a15", "gamma_100", "gamma_110",
                  "vacancy_formation_energy", "sia_formation_energy_111", "sia_formation_energy_110")
@@ -114,6 +115,88 @@ def shared_configurations(n_per_group: int = 8, seed: int = 0, groups=("EOS_Data
     return result
 
 
+def elastic_kpoints(densities=(6.0, 8.0, 10.0, 12.0, 14.0), lattice_constant: float | None = None,
+                    out: Path = ELASTIC_OUT, store_dir: Path = Path("results/gpaw/store"), calc_factory=None,
+                    settings: dict | None = None, code_version: str | None = None) -> dict:
+    """Cubic C11, C12, C44 of bcc W with GPAW against the k-point density, at one lattice constant.
+
+    Strain derivatives of a metal's energy converge in k far more slowly than energies and the
+    pressure (the settings scan): the Fermi surface moves under shear. Each density is
+    one :func:`~uqcalc.properties.bulk.cubic_elastic_constants` call (matscipy's stress–strain
+    regression, ±0.2 %) on the 2-atom cube at ``lattice_constant`` (default: the table's GPAW
+    a0), all three constants from the same strained cells, with the Γ-centred mesh of the
+    unstrained cube kept for every strained cell (a density-derived mesh could change size
+    between strains). Each density is checkpointed in ``store_dir``. ``calc_factory(mesh)``,
+    ``settings`` and ``code_version`` replace GPAW (the tests use a cheap model).
+    """
+    from ase.calculators.calculator import kptdensity2monkhorstpack
+
+    import uqcalc
+    from uqcalc.coverage.store import Store, digest
+    from uqcalc.properties.bulk import bcc_cell, cubic_elastic_constants
+
+    if calc_factory is None:
+        from uqcalc.datasets.gpaw_reference import GPAW_SETTINGS, gpaw_calculator, gpaw_version
+
+        def calc_factory(mesh):
+            return gpaw_calculator(kpts={"size": mesh, "gamma": True},
+                                   txt=str(Path(store_dir).parent / "gpaw_elastic.txt"))
+
+        settings, code_version = GPAW_SETTINGS, gpaw_version()
+    if lattice_constant is None:
+        lattice_constant = json.loads(TABLE.read_text())["a0"]["value"]
+    store = Store(store_dir)
+    rows = []
+    for density in densities:
+        mesh = [int(n) for n in kptdensity2monkhorstpack(bcc_cell(lattice_constant), density, even=False)]
+        key = digest({"settings": settings | {"kpt_density": float(density), "kpts": mesh}, "gpaw": code_version,
+                      "a": lattice_constant, "what": "cubic C_ij"})
+
+        def compute(mesh=mesh):
+            t0 = time.perf_counter()
+            c = cubic_elastic_constants(calc_factory(mesh), lattice_constant=lattice_constant, relax_positions=False)
+            return {"constants": c, "wall_s": time.perf_counter() - t0}
+
+        record, hit = store.record(f"elastic_kpoints/density_{density:g}.json", key, compute)
+        rows.append({"kpt_density": float(density), "kpts": mesh, **record["constants"], "wall_s": record["wall_s"]})
+        c, took = record["constants"], "stored" if hit else f"{record['wall_s']:.0f} s"
+        print(f"k density {density:g} ({mesh[0]}^3): C11 {c['C11']:.1f}  C12 {c['C12']:.1f}  C44 {c['C44']:.1f} GPa "
+              f"({took})", flush=True)
+        result = {"lattice_constant": lattice_constant, "settings": settings, "gpaw_version": code_version,
+                  "uqcalc_version": uqcalc.__version__, "strains": "matscipy fit_elastic_constants, cubic, "
+                  "delta 1e-3, 5 steps (±0.2 %), positions not relaxed (bcc: zero by symmetry)", "rows": rows}
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    return result
+
+
+def adopt_elastic(density: float, kpoints: Path = ELASTIC_OUT, table_path: Path = TABLE) -> dict:
+    """Write the C_ij of one density of :func:`elastic_kpoints` into the reference table.
+
+    Each entry carries its own settings (the elastic k density and mesh), the lattice constant
+    and the convergence run it comes from; the table's note on unconverged C_ij is replaced.
+    """
+    run = json.loads(kpoints.read_text())
+    row = next((r for r in run["rows"] if r["kpt_density"] == float(density)), None)
+    if row is None:
+        raise ValueError(f"k density {density} is not in {kpoints} (have {[r['kpt_density'] for r in run['rows']]})")
+    table = json.loads(table_path.read_text())
+    for name in ("C11", "C12", "C44"):
+        table[name] = {
+            "value": row[name], "unit": "GPa",
+            "citation": "GPAW-PBE, this repository (comparisons/gpaw_references.py --elastic-kpoints)",
+            "settings": run["settings"] | {"kpt_density": row["kpt_density"], "kpts": row["kpts"]},
+            "gpaw_version": run["gpaw_version"], "uqcalc_version": run["uqcalc_version"], "wall_s": row["wall_s"],
+            "cells": f"2-atom cube at a = {run['lattice_constant']:.4f} Å (the table's a0); {run['strains']}",
+            "convergence": {f"{r['kpt_density']:g}": r[name] for r in run["rows"]},
+        }
+    table["_about"] = ("GPAW-PBE references by comparisons/gpaw_references.py (docs/gpaw_references.md). The elastic "
+                       f"constants use their own k density ({row['kpt_density']:g}; strain derivatives converge far "
+                       "more slowly in k than energies): each entry's settings and convergence say so.")
+    table_path.write_text(json.dumps(table, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+    return table
+
+
 def references(names, out: Path, table_path: Path = TABLE, calc_factory=None, settings: dict | None = None,
                code_version: str | None = None, symbol: str = "W") -> dict:
     """Evaluate ``names`` of ``symbol``'s suite with GPAW (checkpointed in ``out/store``); return and write the table.
@@ -174,7 +257,17 @@ def main(argv=None) -> None:
     parser.add_argument("--convergence", action="store_true", help="print the settings scan instead")
     parser.add_argument("--shared", type=int, default=None, metavar="N",
                         help="instead: GPAW vs the Wood VASP labels on N small frames per group")
+    parser.add_argument("--elastic-kpoints", nargs="*", type=float, default=None, metavar="DENSITY",
+                        help="instead: C11, C12, C44 against the k-point density (default 6 8 10 12 14)")
+    parser.add_argument("--adopt-elastic", type=float, default=None, metavar="DENSITY",
+                        help="instead: write the C_ij of that k density of the --elastic-kpoints run into the table")
     args = parser.parse_args(argv)
+    if args.adopt_elastic is not None:
+        adopt_elastic(args.adopt_elastic)
+        return
+    if args.elastic_kpoints is not None:
+        elastic_kpoints(tuple(args.elastic_kpoints) or (6.0, 8.0, 10.0, 12.0, 14.0), store_dir=Path(args.out) / "store")
+        return
     if args.convergence:
         print(convergence())
         return

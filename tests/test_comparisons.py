@@ -158,16 +158,16 @@ def test_tungsten_dft_qsnap_student_caches_its_design(tmp_path, monkeypatch):
 
 
 def test_gpaw_references_score_beside_the_data_references(tmp_path):
-    """Direct GPAW values are read from the table without its unconverged elastic constants, and a
+    """Direct GPAW values are read from the table without the entries it marks unconverged, and a
     record says whether its interval contains the GPAW value."""
     import json
 
     mod = _load("tungsten_dft")
     table = tmp_path / "gpaw.json"
-    table.write_text(json.dumps({"_about": "test", "a0": {"value": 3.18}, "C44": {"value": 154.0},
-                                 "dE_fcc": {"value": 0.486}}))
+    table.write_text(json.dumps({"_about": "test", "a0": {"value": 3.18}, "C44": {"value": 154.0, "converged": False},
+                                 "C11": {"value": 520.0, "converged": True}, "dE_fcc": {"value": 0.486}}))
     gpaw = mod.gpaw_references(table)
-    assert gpaw == {"a0": 3.18, "dE_fcc": 0.486}
+    assert gpaw == {"a0": 3.18, "C11": 520.0, "dE_fcc": 0.486}
     assert mod.gpaw_references(tmp_path / "absent.json") == {}
 
     class Result:

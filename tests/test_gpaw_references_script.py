@@ -70,3 +70,40 @@ def test_another_element_fcc_copper(tmp_path):
     for prop in suite("Cu", names=["a0", "dE_bcc"], quick=True):
         assert table[prop.name]["value"] == pytest.approx(prop.evaluate(EMT()), rel=1e-10)
     assert 3.5 < table["a0"]["value"] < 3.7 and table["a0"]["cells"] == "suite('Cu', quick=True)"
+
+
+def test_elastic_kpoint_runs_are_checkpointed_and_adopted_with_their_settings(tmp_path):
+    """Oracle: cubic_elastic_constants of the same model at the same lattice constant."""
+    from uqcalc.properties.bulk import cubic_elastic_constants
+
+    script = _script()
+    descriptor, ens = fitted_model(8)
+    meshes = []
+
+    def factory(mesh):
+        meshes.append(mesh)
+        return LinearPotential(descriptor, ens.theta)
+
+    table_path = tmp_path / "table.json"
+    table_path.write_text(json.dumps({"a0": {"value": 3.18}, "_about": "C_ij not converged"}))
+    kw = {"lattice_constant": 3.18, "out": tmp_path / "kpoints.json", "store_dir": tmp_path / "store",
+          "settings": {"model": "pair"}, "code_version": "test"}
+    run = script.elastic_kpoints((6.0, 8.0), calc_factory=factory, **kw)
+    assert meshes == [[12, 12, 12], [16, 16, 16]]  # Γ-centred meshes of the unstrained 2-atom cube
+    direct = cubic_elastic_constants(LinearPotential(descriptor, ens.theta), lattice_constant=3.18,
+                                     relax_positions=False)
+    for row in run["rows"]:
+        for name in ("C11", "C12", "C44"):
+            assert row[name] == pytest.approx(direct[name], rel=1e-10)
+
+    def broken(mesh):
+        raise AssertionError("a stored density was recomputed")
+
+    assert script.elastic_kpoints((6.0, 8.0), calc_factory=broken, **kw)["rows"] == run["rows"]
+    table = script.adopt_elastic(8.0, kpoints=tmp_path / "kpoints.json", table_path=table_path)
+    assert table["C44"]["value"] == pytest.approx(direct["C44"], rel=1e-10)
+    assert table["C44"]["settings"] == {"model": "pair", "kpt_density": 8.0, "kpts": [16, 16, 16]}
+    assert set(table["C11"]["convergence"]) == {"6", "8"}
+    assert "not converged" not in table["_about"] and table["a0"] == {"value": 3.18}
+    with pytest.raises(ValueError, match="not in"):
+        script.adopt_elastic(10.0, kpoints=tmp_path / "kpoints.json", table_path=table_path)

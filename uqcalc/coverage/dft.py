@@ -96,8 +96,6 @@ LITERATURE = {
 UNIT_ALIASES = {"angstrom": "Å"}
 # direct GPAW-PBE references computed by comparisons/gpaw_references.py (kept in the repository)
 GPAW_TABLE = Path(__file__).resolve().parents[2] / "comparisons" / "data" / "gpaw_w_pbe.json"
-# its elastic constants are not k-converged (the table's _about; docs/gpaw_references.md)
-GPAW_UNCONVERGED = ("C11", "C12", "C44")
 # POPS members of the qSNAP study: the POPS tungsten paper's 500
 QSNAP_POPS_MEMBERS = 500
 # the groups of the Wood & Thompson 2017 campaign (one file numbering, a = 3.1805 Å; shared/data
@@ -333,13 +331,13 @@ def _step(start: float) -> dict:
 def gpaw_references(path: Path | None) -> dict:
     """``{property: value}`` of the direct GPAW-PBE table (comparisons/data/gpaw_w_pbe.json).
 
-    Entries the table marks as not converged (``_about`` names the elastic constants) are left
-    out; an absent table gives ``{}``.
+    Entries the table marks ``"converged": false`` (elastic constants before their k-point
+    convergence, docs/gpaw_references.md) are left out; an absent table gives ``{}``.
     """
     if path is None or not Path(path).exists():
         return {}
     data = json.loads(Path(path).read_text())
-    return {k: v["value"] for k, v in data.items() if not k.startswith("_") and k not in GPAW_UNCONVERGED}
+    return {k: v["value"] for k, v in data.items() if not k.startswith("_") and v.get("converged", True)}
 
 
 def property_records(res, table, gpaw: dict | None = None) -> list[dict]:
@@ -451,8 +449,8 @@ def property_tables(records: list[dict]) -> list[str]:
                      f"| {_f(err(r['lower']), '+.3g')} | {_f(err(r['upper']), '+.3g')} | {r['bracketed']} |")
     gpaw = [r for r in records if "gpaw" in r]
     if gpaw:
-        lines += ["", "Against the direct GPAW-PBE references (comparisons/data/gpaw_w_pbe.json; elastic constants "
-                  "left out, not k-converged):", "", "| backend | n | coverage |", "|---|---|---|"]
+        lines += ["", "Against the direct GPAW-PBE references (comparisons/data/gpaw_w_pbe.json; entries it marks "
+                  "unconverged left out):", "", "| backend | n | coverage |", "|---|---|---|"]
         for name in dict.fromkeys(r["backend"] for r in gpaw):
             rs = [r for r in gpaw if r["backend"] == name]
             lines.append(f"| {name} | {len(rs)} | {_f(np.mean([r['gpaw_bracketed'] for r in rs]), '.2f')} |")

@@ -59,7 +59,8 @@ def gpaw_calculator(ecut: float | None = None, kpt_density: float | None = None,
     txt : str, optional
         GPAW's log file (None: no log).
     **kwargs
-        Passed to ``gpaw.GPAW``.
+        Passed to ``gpaw.GPAW``; ``kpts`` there replaces the density-derived mesh (e.g. one fixed
+        mesh for a family of strained cells).
 
     Returns
     -------
@@ -69,7 +70,8 @@ def gpaw_calculator(ecut: float | None = None, kpt_density: float | None = None,
     gpaw = _gpaw()
     s = GPAW_SETTINGS | {k: v for k, v in (("ecut", ecut), ("kpt_density", kpt_density), ("width", width))
                          if v is not None}
-    return gpaw.GPAW(mode=gpaw.PW(float(s["ecut"])), xc=s["xc"], kpts={"density": float(s["kpt_density"]), "gamma": True},
+    kwargs.setdefault("kpts", {"density": float(s["kpt_density"]), "gamma": True})
+    return gpaw.GPAW(mode=gpaw.PW(float(s["ecut"])), xc=s["xc"],
                      occupations=gpaw.MethfesselPaxton(float(s["width"]), order=1), txt=txt, **kwargs)
 
 
