@@ -170,11 +170,13 @@ def elastic_kpoints(densities=(6.0, 8.0, 10.0, 12.0, 14.0), lattice_constant: fl
     return result
 
 
-def adopt_elastic(density: float, kpoints: Path = ELASTIC_OUT, table_path: Path = TABLE) -> dict:
+def adopt_elastic(density: float, kpoints: Path = ELASTIC_OUT, table_path: Path = TABLE,
+                  converged: bool = True) -> dict:
     """Write the C_ij of one density of :func:`elastic_kpoints` into the reference table.
 
     Each entry carries its own settings (the elastic k density and mesh), the lattice constant
-    and the convergence run it comes from; the table's note on unconverged C_ij is replaced.
+    and the convergence run it comes from. ``converged=False`` marks them ``"converged": false``
+    (the studies then leave them out), for a series that has not settled.
     """
     run = json.loads(kpoints.read_text())
     row = next((r for r in run["rows"] if r["kpt_density"] == float(density)), None)
@@ -190,9 +192,12 @@ def adopt_elastic(density: float, kpoints: Path = ELASTIC_OUT, table_path: Path 
             "cells": f"2-atom cube at a = {run['lattice_constant']:.4f} Å (the table's a0); {run['strains']}",
             "convergence": {f"{r['kpt_density']:g}": r[name] for r in run["rows"]},
         }
+        if not converged:
+            table[name]["converged"] = False
     table["_about"] = ("GPAW-PBE references by comparisons/gpaw_references.py (docs/gpaw_references.md). The elastic "
                        f"constants use their own k density ({row['kpt_density']:g}; strain derivatives converge far "
-                       "more slowly in k than energies): each entry's settings and convergence say so.")
+                       "more slowly in k than energies): each entry's settings and convergence say so"
+                       + ("." if converged else "; the series has not settled, so they are marked not converged."))
     table_path.write_text(json.dumps(table, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
     return table
 
@@ -261,9 +266,11 @@ def main(argv=None) -> None:
                         help="instead: C11, C12, C44 against the k-point density (default 6 8 10 12 14)")
     parser.add_argument("--adopt-elastic", type=float, default=None, metavar="DENSITY",
                         help="instead: write the C_ij of that k density of the --elastic-kpoints run into the table")
+    parser.add_argument("--not-converged", action="store_true",
+                        help="with --adopt-elastic: mark them not converged (the studies leave them out)")
     args = parser.parse_args(argv)
     if args.adopt_elastic is not None:
-        adopt_elastic(args.adopt_elastic)
+        adopt_elastic(args.adopt_elastic, converged=not args.not_converged)
         return
     if args.elastic_kpoints is not None:
         elastic_kpoints(tuple(args.elastic_kpoints) or (6.0, 8.0, 10.0, 12.0, 14.0), store_dir=Path(args.out) / "store")

@@ -105,5 +105,8 @@ def test_elastic_kpoint_runs_are_checkpointed_and_adopted_with_their_settings(tm
     assert table["C44"]["settings"] == {"model": "pair", "kpt_density": 8.0, "kpts": [16, 16, 16]}
     assert set(table["C11"]["convergence"]) == {"6", "8"}
     assert "not converged" not in table["_about"] and table["a0"] == {"value": 3.18}
+    assert "converged" not in table["C44"]
+    table = script.adopt_elastic(6.0, kpoints=tmp_path / "kpoints.json", table_path=table_path, converged=False)
+    assert table["C44"]["converged"] is False and table["C44"]["settings"]["kpt_density"] == 6.0
     with pytest.raises(ValueError, match="not in"):
         script.adopt_elastic(10.0, kpoints=tmp_path / "kpoints.json", table_path=table_path)
