@@ -28,6 +28,14 @@ from .result import PropertyEnsemble
 __all__ = ["BoxCorners", "VerifyExtremes"]
 
 
+def _slope_record(slope: np.ndarray, method: str, info: dict, base: float, ensemble) -> dict:
+    """The ``diagnostics["box"]`` entries of a slope found by :class:`BoxCorners` itself."""
+    z_lo, z_hi = corner_coordinates(slope, ensemble.lower, ensemble.upper)
+    return {"slope": [float(g) for g in slope], "slope_method": method, "slope_info": info,
+            "linear_lower": base + float(slope @ z_lo), "linear_upper": base + float(slope @ z_hi),
+            "max_member_distance": float(np.linalg.norm(ensemble.members - ensemble.theta, axis=1).max())}
+
+
 class VerifyExtremes(Check):
     """Re-relax the extreme members of ``inner``'s result; flag deviations above tolerance.
 
@@ -115,12 +123,7 @@ class BoxCorners(Check):
         elif getattr(prop, "smooth_in_theta", True) and Gradient().supports(prop):
             # the property differentiates itself (bulk a0, B, C_ij): one evaluation, not 2R + 1
             slope, info = property_slope(prop, model, executor)
-            z_lo, z_hi = corner_coordinates(slope, ensemble.lower, ensemble.upper)
-            base = float(out.value)
-            box |= {"slope": [float(g) for g in slope], "slope_method": "parameter_gradient",
-                    "slope_info": info, "linear_lower": base + float(slope @ z_lo),
-                    "linear_upper": base + float(slope @ z_hi),
-                    "max_member_distance": float(np.linalg.norm(ensemble.members - ensemble.theta, axis=1).max())}
+            box |= _slope_record(slope, "parameter_gradient", info, float(out.value), ensemble)
         elif not getattr(prop, "smooth_in_theta", True):
             box["skipped"] = ("no slope from the propagator, and the property is not smooth in θ on the scale of a "
                               "finite-difference step: the bounds are the members' range")
@@ -134,12 +137,7 @@ class BoxCorners(Check):
             return
         else:
             slope, info = finite_difference_slope(prop, model, executor, self.step, progress)
-            z_lo, z_hi = corner_coordinates(slope, ensemble.lower, ensemble.upper)
-            base = float(out.value)
-            box |= {"slope": [float(g) for g in slope], "slope_method": "central differences",
-                    "slope_info": info, "linear_lower": base + float(slope @ z_lo),
-                    "linear_upper": base + float(slope @ z_hi),
-                    "max_member_distance": float(np.linalg.norm(ensemble.members - ensemble.theta, axis=1).max())}
+            box |= _slope_record(slope, "central differences", info, float(out.value), ensemble)
             if info["failed_axes"]:
                 out.flag(f"box slope: both finite-difference evaluations failed on axes {info['failed_axes']}; "
                          "their slope is taken as 0")

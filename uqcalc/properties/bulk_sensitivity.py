@@ -179,13 +179,10 @@ def cubic_parameter_gradient(descriptor, theta: np.ndarray, symbol: str, structu
         return gradient, info | {"local": b}
     if quantity not in ("C11", "C12", "C44"):
         raise ValueError(f"quantity must be one of a0, B, C11, C12, C44, got {quantity!r}")
-
-    def fixed(a: float) -> tuple[np.ndarray, float]:
-        return cube.elastic(a)[quantity]
-
-    at = fixed(a0)
+    at = cube.elastic(a0)[quantity]
     gradient = at[0].copy()
     if own:
-        dc_da = (_value(fixed(a0 + h), theta) - _value(fixed(a0 - h), theta)) / (2 * h)
+        up, down = cube.elastic(a0 + h)[quantity], cube.elastic(a0 - h)[quantity]
+        dc_da = (_value(up, theta) - _value(down, theta)) / (2 * h)
         gradient += dc_da * da0
     return gradient, info | {"local": _value(at, theta)}
