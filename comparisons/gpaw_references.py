@@ -203,9 +203,18 @@ def adopt_elastic(density: float, kpoints: Path = ELASTIC_OUT, table_path: Path 
 
 
 def references(names, out: Path, table_path: Path = TABLE, calc_factory=None, settings: dict | None = None,
-               code_version: str | None = None, symbol: str = "W") -> dict:
+               code_version: str | None = None, symbol: str = "W", fmax: float | None = None,
+               lattice_constant: float | None = None) -> dict:
     """Evaluate ``names`` of ``symbol``'s suite with GPAW (checkpointed in ``out/store``); return and write the table.
 
+    Every property is checkpointed when done, and with GPAW every single point too
+    (:class:`~uqcalc.datasets.single_points.CheckpointedCalculator` in ``out/store/single_points``):
+    a relaxation killed after hours replays its finished ionic steps from the disk and goes on.
+    GPAW's mesh is :func:`~uqcalc.datasets.gpaw_reference.kpoint_mesh` (the settings' density,
+    one point across a slab's vacuum). ``fmax`` (eV/Å) replaces the relaxation tolerance of the
+    properties that relax (their default 1e-3 is set for potentials; 0.01 is the usual DFT
+    tolerance) and ``lattice_constant`` fixes the defect and surface cells (Å; None: the
+    calculator's own lattice, relaxed first). Both enter the entries' settings and keys.
     ``calc_factory``, ``settings`` and ``code_version`` replace GPAW's calculator, settings and
     version (another reference code; the tests use a cheap model); the calculator is built
     only when a property is not in the store.
@@ -217,14 +226,25 @@ def references(names, out: Path, table_path: Path = TABLE, calc_factory=None, se
     from uqcalc.properties import suite
 
     if calc_factory is None:
-        from uqcalc.datasets.gpaw_reference import GPAW_SETTINGS, gpaw_calculator, gpaw_version
+        from uqcalc.datasets.gpaw_reference import GPAW_SETTINGS, gpaw_calculator, gpaw_version, kpoint_mesh
+        from uqcalc.datasets.single_points import CheckpointedCalculator
 
-        calc_factory = lambda: gpaw_calculator(txt=str(Path(out) / "gpaw.txt"))  # noqa: E731
-        settings, code_version = GPAW_SETTINGS, gpaw_version()
+        settings, code_version = GPAW_SETTINGS | {"kpts": "Γ-centred at kpt_density, 1 point across a vacuum"}, \
+            gpaw_version()
+
+        def calc_factory():
+            return CheckpointedCalculator(
+                lambda atoms: gpaw_calculator(kpts=kpoint_mesh(atoms), txt=str(Path(out) / "gpaw.txt")),
+                Path(out) / "store" / "single_points", tag={"settings": settings, "gpaw": code_version})
+    if fmax is not None:
+        settings = settings | {"relax_fmax": float(fmax)}
     store = Store(Path(out) / "store")
     table = json.loads(table_path.read_text()) if table_path.exists() else {}
     calc = None
-    for prop in suite(symbol, names=list(names), quick=True):
+    for name in names:
+        (prop,) = suite(symbol, names=[name], quick=True, lattice_constant=lattice_constant)
+        if fmax is not None and "fmax" in {f.name for f in dataclasses.fields(prop)}:
+            prop = dataclasses.replace(prop, fmax=float(fmax))
         fields = dataclasses.asdict(prop) if dataclasses.is_dataclass(prop) else repr(prop)
         key = digest({"settings": settings, "gpaw": code_version, "property": type(prop).__name__,
                       "fields": fields})
@@ -239,11 +259,16 @@ def references(names, out: Path, table_path: Path = TABLE, calc_factory=None, se
 
         Path(out).mkdir(parents=True, exist_ok=True)
         record, hit = store.record(f"references/{prop.name}.json", key, compute)
+        cells = f"suite({symbol!r}, quick=True)" + ("" if lattice_constant is None or
+                                                   getattr(prop, "lattice_constant", None) is None
+                                                   else f" at a = {lattice_constant:.4f} Å (the table's a0)")
+        # read again just before writing: runs of other properties may share the table
+        table = json.loads(table_path.read_text()) if table_path.exists() else {}
         table[prop.name] = {
             "value": record["value"], "unit": prop.unit,
             "citation": "GPAW-PBE, this repository (comparisons/gpaw_references.py)",
             "settings": settings, "gpaw_version": code_version, "uqcalc_version": uqcalc.__version__,
-            "wall_s": record["wall_s"], "cells": f"suite({symbol!r}, quick=True)",
+            "wall_s": record["wall_s"], "cells": cells,
         }
         table_path.parent.mkdir(parents=True, exist_ok=True)
         table_path.write_text(json.dumps(table, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
@@ -259,6 +284,11 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default="results/gpaw", help="checkpoints and GPAW's log")
     parser.add_argument("--table", default=None, help="the reference table to extend (default "
                         "comparisons/data/gpaw_<symbol>_pbe.json)")
+    parser.add_argument("--fmax", type=float, default=0.01,
+                        help="relaxation tolerance (eV/Å) of the relaxed properties (default 0.01, a DFT tolerance)")
+    parser.add_argument("--lattice-constant", default="table", metavar="A",
+                        help="fixed lattice constant (Å) of defect and surface cells: a number, 'table' (the "
+                        "table's a0, the default) or 'own' (relax the calculator's own first)")
     parser.add_argument("--convergence", action="store_true", help="print the settings scan instead")
     parser.add_argument("--shared", type=int, default=None, metavar="N",
                         help="instead: GPAW vs the Wood VASP labels on N small frames per group")
@@ -282,7 +312,15 @@ def main(argv=None) -> None:
         print(json.dumps(shared_configurations(args.shared)["summary"], indent=1))
         return
     table = Path(args.table) if args.table else TABLE.with_name(f"gpaw_{args.symbol.lower()}_pbe.json")
-    references(args.names, Path(args.out), table, symbol=args.symbol)
+    if args.lattice_constant == "own":
+        lattice_constant = None
+    elif args.lattice_constant == "table":
+        known = json.loads(table.read_text()) if table.exists() else {}
+        lattice_constant = known["a0"]["value"] if "a0" in known and "a0" not in args.names else None
+    else:
+        lattice_constant = float(args.lattice_constant)
+    references(args.names, Path(args.out), table, symbol=args.symbol, fmax=args.fmax,
+               lattice_constant=lattice_constant)
 
 
 if __name__ == "__main__":

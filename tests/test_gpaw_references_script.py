@@ -110,3 +110,25 @@ def test_elastic_kpoint_runs_are_checkpointed_and_adopted_with_their_settings(tm
     assert table["C44"]["converged"] is False and table["C44"]["settings"]["kpt_density"] == 6.0
     with pytest.raises(ValueError, match="not in"):
         script.adopt_elastic(10.0, kpoints=tmp_path / "kpoints.json", table_path=table_path)
+
+
+def test_dft_relaxation_tolerance_and_fixed_lattice_enter_the_entries(tmp_path):
+    """``fmax`` replaces the relaxed properties' tolerance, ``lattice_constant`` fixes the defect
+    cells; both are in the entries (and keys). Oracle: the property evaluated directly so."""
+    import dataclasses
+
+    script = _script()
+    descriptor, ens = fitted_model(8)
+    calc = LinearPotential(descriptor, ens.theta)
+    table = script.references(["vacancy_formation_energy"], tmp_path / "run", tmp_path / "t.json",
+                              calc_factory=lambda: calc, settings={"model": "pair"}, code_version="test",
+                              fmax=0.01, lattice_constant=3.17)
+    (prop,) = tungsten_suite(["vacancy_formation_energy"], quick=True)
+    direct = dataclasses.replace(prop, fmax=0.01, lattice_constant=3.17).evaluate(calc)
+    entry = table["vacancy_formation_energy"]
+    assert entry["value"] == pytest.approx(direct, rel=1e-12)
+    assert entry["settings"] == {"model": "pair", "relax_fmax": 0.01} and "a = 3.1700 Å" in entry["cells"]
+    tight = script.references(["vacancy_formation_energy"], tmp_path / "run", tmp_path / "t.json",
+                              calc_factory=lambda: calc, settings={"model": "pair"}, code_version="test",
+                              fmax=1e-4, lattice_constant=3.17)
+    assert tight["vacancy_formation_energy"]["value"] != entry["value"]  # recomputed, not the stored one

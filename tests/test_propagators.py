@@ -412,3 +412,40 @@ def test_box_corners_refuse_a_finite_difference_slope_beyond_their_budget():
     out = BoxCorners(Resample(), max_slope_evaluations=2 * R + 1)(Counted(), model, progress=False)
     assert len(calls) == model.ensemble.n_members + 1 + 2 * R + 1 + 2  # + the slope and the two corners
     assert len(out.diagnostics["box"]["exact_at_corners"]) == 2
+
+
+def test_box_corners_of_a_resampled_defect_take_the_first_order_state_slope(model):
+    """A defect that fell back to resampling (an implicit expansion contradicted by re-relaxation)
+    still gets its box corners without 2R + 1 evaluations: the slope is the envelope theorem at θ̄.
+    Oracles: central differences of the re-relaxed property along each box axis (fmax 1e-6: the
+    relaxation noise, ~fmax²/k per atom, must stay far below the change over a tenth of the box),
+    and the extreme corners found by brute force over all 16 corners of a 4-d box."""
+    from uqcalc.propagate.corners import finite_difference_slope
+
+    ens = model.ensemble
+    axes = np.linalg.qr((ens.members - ens.theta).T)[0][:, :4]
+    box = LinearModel(model.descriptor, ParameterEnsemble(ens.theta, members=ens.members, axes=axes,
+                                                          lower=-np.full(4, 0.5), upper=np.full(4, 0.5)))
+    prop = VacancyFormationEnergy(size=3, fmax=1e-6, lattice_constant=A0)
+    calls = []
+
+    @dataclasses.dataclass
+    class Counted(VacancyFormationEnergy):
+        def evaluate(self, calc):
+            calls.append(1)
+            return super().evaluate(calc)
+
+    counted = Counted(size=3, fmax=1e-6, lattice_constant=A0)
+    out = BoxCorners(Resample(), max_slope_evaluations=0)(counted, box, progress=False)
+    info = out.diagnostics["box"]
+    assert info["slope_method"] == "first-order implicit at θ̄" and "skipped" not in info
+    assert len(calls) == ens.n_members + 1 + 2  # θ̄, the members and the two corners: no differences
+    fd, _ = finite_difference_slope(prop, box, step=0.1)
+    np.testing.assert_allclose(info["slope"], fd, rtol=0.02, atol=1e-3 * np.abs(fd).max())
+    corners = np.array(np.meshgrid(*[[-0.5, 0.5]] * 4)).reshape(4, -1).T
+    values = [prop.evaluate(LinearPotential(model.descriptor, ens.theta + axes @ z)) for z in corners]
+    assert info["exact_at_corners"][0] == pytest.approx(min(values), rel=1e-9)
+    assert info["exact_at_corners"][1] == pytest.approx(max(values), rel=1e-9)
+    # the old route stays available
+    old = BoxCorners(Resample(), state_slope=False)(prop, box, progress=False)
+    assert old.diagnostics["box"]["slope_method"] == "central differences"

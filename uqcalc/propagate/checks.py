@@ -22,6 +22,7 @@ from ..model import LinearModel
 from .base import Check, Propagator
 from .corners import corner_coordinates, evaluate_corners, finite_difference_slope, property_slope
 from .gradient import Gradient
+from .implicit import Linear
 from .resample import evaluate_members
 from .result import PropertyEnsemble
 
@@ -90,7 +91,9 @@ class BoxCorners(Check):
     The first-order slope comes from ``inner``'s result when it has one (implicit/linear
     expansions, a property's own gradient: exact, two extra evaluations), else from the
     property's ``parameter_gradient`` when it has one (bulk a0, B, C_ij: one more evaluation;
-    members resampled, corners from the gradient) and otherwise from central differences along
+    members resampled, corners from the gradient), else, for a combination of stationary states,
+    from :class:`~.implicit.Linear` at θ̄ (the envelope theorem: one relaxation of the states)
+    and otherwise from central differences along
     the R box axes (2R + 1 evaluations), except for a property that
     declares itself not ``smooth_in_theta`` (then there are no corners) or where 2R + 1 exceeds
     ``max_slope_evaluations`` (a qSNAP box, R ≈ 1600, would cost 3200 evaluations of the property:
@@ -104,12 +107,17 @@ class BoxCorners(Check):
         Finite-difference step along each box axis, as a fraction of the half-width.
     max_slope_evaluations : int, default 1000
         Most property evaluations spent on a finite-difference slope.
+    state_slope : bool, default True
+        Take a resampled combination of stationary states' slope from :class:`~.implicit.Linear`
+        at θ̄ (False: central differences, as for any other property).
     """
 
-    def __init__(self, inner: Propagator, *, step: float = 0.1, max_slope_evaluations: int = 1000):
+    def __init__(self, inner: Propagator, *, step: float = 0.1, max_slope_evaluations: int = 1000,
+                 state_slope: bool = True):
         super().__init__(inner)
         self.step = step
         self.max_slope_evaluations = max_slope_evaluations
+        self.state_slope = state_slope
 
     def check(self, out: PropertyEnsemble, prop, model: LinearModel, executor: Executor | None,
               progress: bool) -> None:
@@ -124,6 +132,16 @@ class BoxCorners(Check):
             # the property differentiates itself (bulk a0, B, C_ij): one evaluation, not 2R + 1
             slope, info = property_slope(prop, model, executor)
             box |= _slope_record(slope, "parameter_gradient", info, float(out.value), ensemble)
+        elif self.state_slope and Linear().supports(prop):
+            # a combination of stationary states (defects, surfaces, phases): its first-order term
+            # is the envelope theorem at θ̄ (energy rows of the relaxed states), one relaxation per
+            # state whatever R. Where the inner propagator resampled (an implicit expansion that
+            # re-relaxation contradicted, say) the corners still need no 2R + 1 evaluations.
+            t1 = time.perf_counter()
+            first = Linear()(prop, model, executor, progress=False)
+            slope = np.asarray(first.diagnostics["box"]["slope"])
+            info = {"n_evaluations": 1, "wall_s": time.perf_counter() - t1, "flags": list(first.flags)}
+            box |= _slope_record(slope, "first-order implicit at θ̄", info, float(out.value), ensemble)
         elif not getattr(prop, "smooth_in_theta", True):
             box["skipped"] = ("no slope from the propagator, and the property is not smooth in θ on the scale of a "
                               "finite-difference step: the bounds are the members' range")

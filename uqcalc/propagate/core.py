@@ -190,7 +190,8 @@ def propagate(
             # no states, but declared affine: exact from rank(δ) + 1 evaluations
             affine = Affine()
             if isinstance(propagator, BoxCorners):
-                affine = BoxCorners(affine, step=propagator.step, max_slope_evaluations=propagator.max_slope_evaluations)
+                affine = BoxCorners(affine, step=propagator.step, max_slope_evaluations=propagator.max_slope_evaluations,
+                                    state_slope=propagator.state_slope)
             propagator = affine
     if not propagator.supports(prop):
         if getattr(prop, "lattice_constant", 0.0) is None:

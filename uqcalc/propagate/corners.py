@@ -12,6 +12,9 @@ Where the first-order term comes from:
 * ``implicit``/``linear`` propagation: exactly, from the expansions (:func:`.implicit._box_corners`);
 * from the property's own ``parameter_gradient`` where it has one (a cubic crystal's a0, B and
   C_ij, :mod:`uqcalc.properties.bulk_sensitivity`): one evaluation, :func:`property_slope`;
+* for a combination of stationary states that was resampled (an implicit expansion contradicted
+  by re-relaxation falls back to resampling): the first-order implicit term at θ̄
+  (:class:`~.implicit.Linear`, one relaxation of the states);
 * otherwise (c/a, K_Ic, …): central finite differences along the box axes, 2R evaluations of
   ``prop.evaluate``.
 
