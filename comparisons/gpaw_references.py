@@ -299,6 +299,9 @@ def main(argv=None) -> None:
     parser.add_argument("--not-converged", action="store_true",
                         help="with --adopt-elastic: mark them not converged (the studies leave them out)")
     args = parser.parse_args(argv)
+    from uqcalc._logging import show_progress
+
+    show_progress()  # one line per single point of a long relaxation
     if args.adopt_elastic is not None:
         adopt_elastic(args.adopt_elastic, converged=not args.not_converged)
         return

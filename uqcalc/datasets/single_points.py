@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,6 +33,8 @@ from ase.calculators.calculator import Calculator, all_changes
 from .._json import strict_json
 
 __all__ = ["CheckpointedCalculator", "structure_key"]
+
+logger = logging.getLogger(__name__)
 
 
 def structure_key(atoms: Atoms, tag: dict | None = None) -> str:
@@ -119,10 +123,17 @@ class CheckpointedCalculator(Calculator):
         names = ["energy", "free_energy", "forces"] + (["stress"] if "stress" in properties else [])
         if all(n in record for n in names):
             self.n_replayed += 1
+            how = "replayed"
         else:
+            t0 = time.perf_counter()
             record |= self._compute(self.atoms, names)
             _write(path, record | {"numbers": self.atoms.numbers, "positions": self.atoms.positions,
                                    "cell": self.atoms.cell.array, "pbc": self.atoms.pbc})
+            how = f"computed in {time.perf_counter() - t0:.0f} s"
+        fmax = float(np.linalg.norm(np.reshape(record["forces"], (-1, 3)), axis=1).max()) if len(self.atoms) else 0.0
+        logger.info("%s: %d atoms, E = %.6f eV, max force %.3g eV/Å (%s; %d computed, %d replayed)",
+                    self.atoms.get_chemical_formula(), len(self.atoms), float(record["energy"]), fmax, how,
+                    self.n_computed, self.n_replayed)
         self.results = {"energy": float(record["energy"]), "free_energy": float(record["free_energy"]),
                         "forces": np.array(record["forces"], dtype=float).reshape(len(self.atoms), 3)}
         if "stress" in record:
