@@ -116,8 +116,9 @@ def shared_configurations(n_per_group: int = 8, seed: int = 0, groups=("EOS_Data
 
 
 def elastic_kpoints(densities=(6.0, 8.0, 10.0, 12.0, 14.0), lattice_constant: float | None = None,
-                    out: Path = ELASTIC_OUT, store_dir: Path = Path("results/gpaw/store"), calc_factory=None,
-                    settings: dict | None = None, code_version: str | None = None) -> dict:
+                    out: Path | None = None, store_dir: Path = Path("results/gpaw/store"), calc_factory=None,
+                    settings: dict | None = None, code_version: str | None = None,
+                    width: float | None = None) -> dict:
     """Cubic C11, C12, C44 of bcc W with GPAW against the k-point density, at one lattice constant.
 
     Strain derivatives of a metal's energy converge in k far more slowly than energies and the
@@ -126,8 +127,10 @@ def elastic_kpoints(densities=(6.0, 8.0, 10.0, 12.0, 14.0), lattice_constant: fl
     regression, ±0.2 %) on the 2-atom cube at ``lattice_constant`` (default: the table's GPAW
     a0), all three constants from the same strained cells, with the Γ-centred mesh of the
     unstrained cube kept for every strained cell (a density-derived mesh could change size
-    between strains). Each density is checkpointed in ``store_dir``. ``calc_factory(mesh)``,
-    ``settings`` and ``code_version`` replace GPAW (the tests use a cheap model).
+    between strains). Each density is checkpointed in ``store_dir``. ``width`` (eV) replaces
+    the Methfessel–Paxton width: a wider smearing converges in k sooner (a series of its own, in
+    :func:`elastic_series_path`). ``calc_factory(mesh)``, ``settings`` and ``code_version``
+    replace GPAW (the tests use a cheap model).
     """
     from ase.calculators.calculator import kptdensity2monkhorstpack
 
@@ -139,10 +142,13 @@ def elastic_kpoints(densities=(6.0, 8.0, 10.0, 12.0, 14.0), lattice_constant: fl
         from uqcalc.datasets.gpaw_reference import GPAW_SETTINGS, gpaw_calculator, gpaw_version
 
         def calc_factory(mesh):
-            return gpaw_calculator(kpts={"size": mesh, "gamma": True},
+            return gpaw_calculator(kpts={"size": mesh, "gamma": True}, width=width,
                                    txt=str(Path(store_dir).parent / "gpaw_elastic.txt"))
 
-        settings, code_version = GPAW_SETTINGS, gpaw_version()
+        settings, code_version = GPAW_SETTINGS | ({} if width is None else {"width": float(width)}), gpaw_version()
+    out = elastic_series_path(width) if out is None else out
+    # a series at another smearing keeps checkpoints of its own
+    series = "elastic_kpoints" if width is None else f"elastic_kpoints_width{float(width):g}"
     if lattice_constant is None:
         lattice_constant = json.loads(TABLE.read_text())["a0"]["value"]
     store = Store(store_dir)
@@ -157,7 +163,7 @@ def elastic_kpoints(densities=(6.0, 8.0, 10.0, 12.0, 14.0), lattice_constant: fl
             c = cubic_elastic_constants(calc_factory(mesh), lattice_constant=lattice_constant, relax_positions=False)
             return {"constants": c, "wall_s": time.perf_counter() - t0}
 
-        record, hit = store.record(f"elastic_kpoints/density_{density:g}.json", key, compute)
+        record, hit = store.record(f"{series}/density_{density:g}.json", key, compute)
         rows.append({"kpt_density": float(density), "kpts": mesh, **record["constants"], "wall_s": record["wall_s"]})
         c, took = record["constants"], "stored" if hit else f"{record['wall_s']:.0f} s"
         print(f"k density {density:g} ({mesh[0]}^3): C11 {c['C11']:.1f}  C12 {c['C12']:.1f}  C44 {c['C44']:.1f} GPa "
@@ -168,6 +174,11 @@ def elastic_kpoints(densities=(6.0, 8.0, 10.0, 12.0, 14.0), lattice_constant: fl
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     return result
+
+
+def elastic_series_path(width: float | None = None) -> Path:
+    """Where :func:`elastic_kpoints` keeps the series of a smearing width (None: the settings')."""
+    return ELASTIC_OUT if width is None else ELASTIC_OUT.with_name(f"gpaw_w_elastic_kpoints_width{float(width):g}.json")
 
 
 def adopt_elastic(density: float, kpoints: Path = ELASTIC_OUT, table_path: Path = TABLE,
@@ -296,6 +307,8 @@ def main(argv=None) -> None:
                         help="instead: C11, C12, C44 against the k-point density (default 6 8 10 12 14)")
     parser.add_argument("--adopt-elastic", type=float, default=None, metavar="DENSITY",
                         help="instead: write the C_ij of that k density of the --elastic-kpoints run into the table")
+    parser.add_argument("--width", type=float, default=None, metavar="EV",
+                        help="with --elastic-kpoints / --adopt-elastic: the series at this Methfessel–Paxton width")
     parser.add_argument("--not-converged", action="store_true",
                         help="with --adopt-elastic: mark them not converged (the studies leave them out)")
     args = parser.parse_args(argv)
@@ -303,10 +316,11 @@ def main(argv=None) -> None:
 
     show_progress()  # one line per single point of a long relaxation
     if args.adopt_elastic is not None:
-        adopt_elastic(args.adopt_elastic, converged=not args.not_converged)
+        adopt_elastic(args.adopt_elastic, elastic_series_path(args.width), converged=not args.not_converged)
         return
     if args.elastic_kpoints is not None:
-        elastic_kpoints(tuple(args.elastic_kpoints) or (6.0, 8.0, 10.0, 12.0, 14.0), store_dir=Path(args.out) / "store")
+        elastic_kpoints(tuple(args.elastic_kpoints) or (6.0, 8.0, 10.0, 12.0, 14.0), store_dir=Path(args.out) / "store",
+                        width=args.width)
         return
     if args.convergence:
         print(convergence())

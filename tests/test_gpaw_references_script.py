@@ -100,6 +100,12 @@ def test_elastic_kpoint_runs_are_checkpointed_and_adopted_with_their_settings(tm
         raise AssertionError("a stored density was recomputed")
 
     assert script.elastic_kpoints((6.0, 8.0), calc_factory=broken, **kw)["rows"] == run["rows"]
+    # a series at another smearing width keeps its own checkpoints and file
+    script.elastic_kpoints((6.0,), calc_factory=factory, width=0.2, **(kw | {"out": tmp_path / "wide.json"}))
+    assert (tmp_path / "store" / "elastic_kpoints_width0.2" / "density_6.json").exists()
+    assert script.elastic_kpoints((6.0, 8.0), calc_factory=broken, **kw)["rows"] == run["rows"]
+    assert script.elastic_series_path(0.2).name == "gpaw_w_elastic_kpoints_width0.2.json"
+    assert script.elastic_series_path(None) == script.ELASTIC_OUT
     table = script.adopt_elastic(8.0, kpoints=tmp_path / "kpoints.json", table_path=table_path)
     assert table["C44"]["value"] == pytest.approx(direct["C44"], rel=1e-10)
     assert table["C44"]["settings"] == {"model": "pair", "kpt_density": 8.0, "kpts": [16, 16, 16]}
