@@ -6,7 +6,11 @@ cells: 2-atom elastic cells, 54-site defects) with :func:`uqcalc.datasets.gpaw_r
 checkpointed in ``OUT/store`` (an interrupted run resumes where it stopped) and, when done, added
 to the reference table ``comparisons/data/gpaw_w_pbe.json`` that the repository keeps: value,
 unit, settings, GPAW and uqcalc versions and wall time per entry (a
-:class:`~uqcalc.coverage.TableReference` reads it). Long: run it in the background.
+:class:`~uqcalc.coverage.TableReference` reads it). Every GPAW single point is checkpointed too
+(``OUT/store/single_points``): a killed relaxation resumes at its last ionic step. Relaxed
+properties use ``--fmax`` (0.01 eV/Å) and cells at the table's a0; slabs get one k point across
+the vacuum. Long: run it in the background, slabs and defects as two processes with their own
+``--out``.
 
 ``--convergence`` (W) instead prints E(fcc) − E(bcc) and the bcc pressure at a = 3.17 Å against the
 plane-wave cutoff and the k-point density (the scan behind the settings; 1- and 2-atom cells).
