@@ -37,6 +37,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 TABLE = Path(__file__).resolve().parent / "data" / "gpaw_w_pbe.json"
 SHARED_OUT = Path(__file__).resolve().parent / "data" / "gpaw_vs_wood.json"
 ELASTIC_OUT = Path(__file__).resolve().parent / "data" / "gpaw_w_elastic_kpoints.json"
+VACANCY_SETTINGS_OUT = Path(__file__).resolve().parent / "data" / "gpaw_w_vacancy_settings.json"
 #: cheapest first: bulk cells, then phases, slabs and the 54-site defects
 DEFAULT_NAMES = ("a0", "B", "C11", "C12", "C44", "dE_fcc", "dE_hcp", "dE_a15", "gamma_100", "gamma_110",
                  "vacancy_formation_energy", "sia_formation_energy_111", "sia_formation_energy_110")
@@ -180,6 +181,68 @@ def elastic_kpoints(densities=(6.0, 8.0, 10.0, 12.0, 14.0), lattice_constant: fl
     return result
 
 
+def vacancy_settings(grid=((600.0, 4.0), (400.0, 4.0), (400.0, 6.0), (400.0, 8.0)), size: int = 2,
+                     lattice_constant: float | None = None, out: Path = VACANCY_SETTINGS_OUT,
+                     store_dir: Path = Path("results/gpaw/store"), calc_factory=None, settings: dict | None = None,
+                     code_version: str | None = None) -> dict:
+    """The unrelaxed vacancy formation energy of a small cell against the cutoff and the k density.
+
+    The 54-site vacancy at :data:`GPAW_SETTINGS` is hours per ionic step on this machine's one
+    core (13 irreducible k points); this scan says what a cheaper cutoff and mesh cost in
+    accuracy, on a ``size``³ cell (16 sites) where each point takes minutes. The formation
+    energy is a difference of two cells on the same mesh, so errors that are the same per atom
+    cancel; what is left is what the defect does to them. Each ``(ecut, density)`` point is
+    checkpointed in ``store_dir``; ``calc_factory(ecut, density)``, ``settings`` and
+    ``code_version`` replace GPAW (the tests use a cheap model).
+    """
+    import dataclasses
+
+    import uqcalc
+    from uqcalc.coverage.store import Store, digest
+    from uqcalc.properties import suite
+
+    if calc_factory is None:
+        from uqcalc.datasets.gpaw_reference import GPAW_SETTINGS, gpaw_calculator, gpaw_version, kpoint_mesh
+        from uqcalc.datasets.single_points import CheckpointedCalculator
+
+        def calc_factory(ecut, density):  # each cell its own mesh, every single point on the disk
+            return CheckpointedCalculator(
+                lambda atoms: gpaw_calculator(ecut=ecut, kpts=kpoint_mesh(atoms, density),
+                                              txt=str(Path(store_dir).parent / "gpaw_vacancy_settings.txt")),
+                Path(store_dir) / "single_points",
+                tag={"settings": GPAW_SETTINGS | {"ecut": float(ecut), "kpt_density": float(density)},
+                     "gpaw": gpaw_version()})
+
+        settings, code_version = GPAW_SETTINGS, gpaw_version()
+    if lattice_constant is None:
+        lattice_constant = json.loads(TABLE.read_text())["a0"]["value"]
+    (prop,) = suite("W", names=["vacancy_formation_energy"], quick=True, lattice_constant=lattice_constant)
+    prop = dataclasses.replace(prop, size=size, relaxed=False)
+    store = Store(store_dir)
+    rows = []
+    for ecut, density in grid:
+        key = digest({"settings": settings | {"ecut": float(ecut), "kpt_density": float(density)},
+                      "gpaw": code_version, "property": dataclasses.asdict(prop)})
+
+        def compute(ecut=ecut, density=density):
+            t0 = time.perf_counter()
+            value = float(prop.evaluate(calc_factory(ecut, density)))
+            return {"value": value, "wall_s": time.perf_counter() - t0}
+
+        record, hit = store.record(f"vacancy_settings/ecut{ecut:g}_density{density:g}.json", key, compute)
+        rows.append({"ecut": float(ecut), "kpt_density": float(density), "value": record["value"],
+                     "wall_s": record["wall_s"]})
+        took = "stored" if hit else f"{record['wall_s']:.0f} s"
+        print(f"ecut {ecut:g} eV, k density {density:g}: E_f(unrelaxed, {prop.n_sites} sites) = "
+              f"{record['value']:.4f} eV ({took})", flush=True)
+        result = {"lattice_constant": lattice_constant, "sites": prop.n_sites, "relaxed": False,
+                  "settings": settings, "gpaw_version": code_version, "uqcalc_version": uqcalc.__version__,
+                  "rows": rows}
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    return result
+
+
 def elastic_series_path(width: float | None = None) -> Path:
     """Where :func:`elastic_kpoints` keeps the series of a smearing width (None: the settings')."""
     return ELASTIC_OUT if width is None else ELASTIC_OUT.with_name(f"gpaw_w_elastic_kpoints_width{float(width):g}.json")
@@ -219,7 +282,8 @@ def adopt_elastic(density: float, kpoints: Path = ELASTIC_OUT, table_path: Path 
 
 def references(names, out: Path, table_path: Path = TABLE, calc_factory=None, settings: dict | None = None,
                code_version: str | None = None, symbol: str = "W", fmax: float | None = None,
-               lattice_constant: float | None = None) -> dict:
+               lattice_constant: float | None = None, ecut: float | None = None,
+               kpt_density: float | None = None) -> dict:
     """Evaluate ``names`` of ``symbol``'s suite with GPAW (checkpointed in ``out/store``); return and write the table.
 
     Every property is checkpointed when done, and with GPAW every single point too
@@ -232,7 +296,9 @@ def references(names, out: Path, table_path: Path = TABLE, calc_factory=None, se
     calculator's own lattice, relaxed first). Both enter the entries' settings and keys.
     ``calc_factory``, ``settings`` and ``code_version`` replace GPAW's calculator, settings and
     version (another reference code; the tests use a cheap model); the calculator is built
-    only when a property is not in the store.
+    only when a property is not in the store. ``ecut`` (eV) and ``kpt_density`` replace
+    GPAW's cutoff and k density (a cheaper defect run; :func:`vacancy_settings` measures what
+    that costs); they enter the settings, so such entries keep checkpoints of their own.
     """
     import dataclasses
 
@@ -244,12 +310,14 @@ def references(names, out: Path, table_path: Path = TABLE, calc_factory=None, se
         from uqcalc.datasets.gpaw_reference import GPAW_SETTINGS, gpaw_calculator, gpaw_version, kpoint_mesh
         from uqcalc.datasets.single_points import CheckpointedCalculator
 
-        settings, code_version = GPAW_SETTINGS | {"kpts": "Γ-centred at kpt_density, 1 point across a vacuum"}, \
-            gpaw_version()
+        overrides = {k: float(v) for k, v in (("ecut", ecut), ("kpt_density", kpt_density)) if v is not None}
+        settings, code_version = GPAW_SETTINGS | overrides | {
+            "kpts": "Γ-centred at kpt_density, 1 point across a vacuum"}, gpaw_version()
 
         def calc_factory():
             return CheckpointedCalculator(
-                lambda atoms: gpaw_calculator(kpts=kpoint_mesh(atoms), txt=str(Path(out) / "gpaw.txt")),
+                lambda atoms: gpaw_calculator(ecut=settings["ecut"], kpts=kpoint_mesh(atoms, settings["kpt_density"]),
+                                              txt=str(Path(out) / "gpaw.txt")),
                 Path(out) / "store" / "single_points", tag={"settings": settings, "gpaw": code_version})
     if fmax is not None:
         settings = settings | {"relax_fmax": float(fmax)}
@@ -304,7 +372,13 @@ def main(argv=None) -> None:
     parser.add_argument("--lattice-constant", default="table", metavar="A",
                         help="fixed lattice constant (Å) of defect and surface cells: a number, 'table' (the "
                         "table's a0, the default) or 'own' (relax the calculator's own first)")
+    parser.add_argument("--ecut", type=float, default=None, metavar="EV",
+                        help="plane-wave cutoff in place of the settings' (a cheaper defect run; stated in the entries)")
+    parser.add_argument("--kpt-density", type=float, default=None, metavar="D",
+                        help="k-point density in place of the settings' (stated in the entries)")
     parser.add_argument("--convergence", action="store_true", help="print the settings scan instead")
+    parser.add_argument("--vacancy-settings", action="store_true",
+                        help="instead: the unrelaxed 16-site vacancy against the cutoff and k density")
     parser.add_argument("--shared", type=int, default=None, metavar="N",
                         help="instead: GPAW vs the Wood VASP labels on N small frames per group")
     parser.add_argument("--elastic-kpoints", nargs="*", type=float, default=None, metavar="DENSITY",
@@ -329,6 +403,9 @@ def main(argv=None) -> None:
     if args.convergence:
         print(convergence())
         return
+    if args.vacancy_settings:
+        vacancy_settings(store_dir=Path(args.out) / "store")
+        return
     if args.shared is not None:
         print(json.dumps(shared_configurations(args.shared)["summary"], indent=1))
         return
@@ -341,7 +418,7 @@ def main(argv=None) -> None:
     else:
         lattice_constant = float(args.lattice_constant)
     references(args.names, Path(args.out), table, symbol=args.symbol, fmax=args.fmax,
-               lattice_constant=lattice_constant)
+               lattice_constant=lattice_constant, ecut=args.ecut, kpt_density=args.kpt_density)
 
 
 if __name__ == "__main__":

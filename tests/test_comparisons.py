@@ -185,3 +185,26 @@ def test_gpaw_references_score_beside_the_data_references(tmp_path):
     assert "GPAW-PBE" in md and "| POPS | 2 | 0.50 |" in md
     # the paper's columns: errors of the point estimate and of each bound against the reference
     assert "| dE_fcc | POPS | -0.083 | 0.02 | -0.103 | -0.033 | False |" in md
+
+
+def test_a_bound_within_the_references_own_uncertainty_is_counted_apart():
+    """``bracketed_within_uncertainty``: [L, U] meets [ref − u, ref + u]. Oracle: the intervals by
+    hand (a miss by 0.02 eV against ±0.3 meets; a miss by 0.5 does not; no uncertainty is the
+    strict test); the summary table gives both coverages."""
+    mod = _load("tungsten_dft")
+
+    class Result:
+        records = [{"property": "vacancy", "backend": "POPS", "value": 3.3, "reference": 3.56, "lower": 3.1,
+                    "upper": 3.54, "std": 0.1, "bracketed": False},
+                   {"property": "sia", "backend": "POPS", "value": 9.0, "reference": 9.55, "lower": 8.8,
+                    "upper": 9.05, "std": 0.1, "bracketed": False},
+                   {"property": "a0", "backend": "POPS", "value": 3.17, "reference": 3.1826, "lower": 3.16,
+                    "upper": 3.18, "std": 0.01, "bracketed": False}]
+
+    table = {"vacancy": {"uncertainty": 0.3}, "sia": {"uncertainty": 0.2}, "a0": {}}
+    recs = {r["property"]: r for r in mod.property_records(Result(), table)}
+    assert recs["vacancy"]["bracketed_within_uncertainty"] is True
+    assert recs["sia"]["bracketed_within_uncertainty"] is False  # 9.05 < 9.55 − 0.2
+    assert recs["a0"]["bracketed_within_uncertainty"] is False  # no uncertainty: strict
+    md = "\n".join(mod.property_tables(list(recs.values())))
+    assert "| POPS |  | 3 | 0.00 | 0.33 |" in md

@@ -115,3 +115,32 @@ def test_one_k_point_across_the_vacuum_and_a_replayed_single_point():
     from uqcalc.properties.surfaces import EV_PER_A2
 
     assert abs(out["e2"] - out["e1"]) / out["two_area"] * EV_PER_A2 < 0.01
+
+
+CHEAPER = textwrap.dedent("""
+    import importlib.util, json, sys
+    from pathlib import Path
+    out = Path(sys.argv[1])
+    spec = importlib.util.spec_from_file_location("gpaw_references", sys.argv[2])
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    table = script.references(["a0"], out, out / "table.json", ecut=250.0, kpt_density=2.0)
+    log = (out / "gpaw.txt").read_text()
+    print(json.dumps({"entry": table["a0"], "cutoffs": sorted(set(
+        line.split()[1] for line in log.splitlines() if line.startswith("Cutoff:")))}))
+""")
+
+
+def test_a_cheaper_cutoff_and_mesh_reach_gpaw_and_the_entry(tmp_path):
+    """``--ecut``/``--kpt-density`` (a cheaper defect run): oracle is GPAW's own log of the
+    cutoff it used, and the entry states both; the lattice constant is still W's (±2 %)."""
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "comparisons" / "gpaw_references.py"
+    proc = subprocess.run([sys.executable, "-c", CHEAPER, str(tmp_path), str(script)], capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["cutoffs"] == ["250.0"]
+    assert out["entry"]["settings"]["ecut"] == 250.0 and out["entry"]["settings"]["kpt_density"] == 2.0
+    assert out["entry"]["value"] == pytest.approx(3.17, rel=0.02)

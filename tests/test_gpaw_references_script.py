@@ -138,3 +138,35 @@ def test_dft_relaxation_tolerance_and_fixed_lattice_enter_the_entries(tmp_path):
                               calc_factory=lambda: calc, settings={"model": "pair"}, code_version="test",
                               fmax=1e-4, lattice_constant=3.17)
     assert tight["vacancy_formation_energy"]["value"] != entry["value"]  # recomputed, not the stored one
+
+
+def test_vacancy_settings_scan_is_the_unrelaxed_small_cell_and_checkpointed(tmp_path):
+    """Each (cutoff, density) point is the unrelaxed size-2 vacancy of that point's calculator.
+    Oracle: VacancyFormationEnergy evaluated directly; a second run recomputes nothing."""
+    from uqcalc.properties import VacancyFormationEnergy
+
+    script = _script()
+    descriptor, ens = fitted_model(8)
+    asked = []
+
+    def factory(ecut, density):
+        asked.append((ecut, density))
+        # a stand-in whose answer depends on the settings, so a mixed-up point would show
+        return LinearPotential(descriptor, ens.theta * (1 + 1e-3 * ecut / 100 + 1e-2 * density))
+
+    kw = {"lattice_constant": 3.18, "out": tmp_path / "vac.json", "store_dir": tmp_path / "store",
+          "settings": {"model": "pair"}, "code_version": "test"}
+    grid = ((600.0, 4.0), (400.0, 6.0))
+    run = script.vacancy_settings(grid, calc_factory=factory, **kw)
+    assert asked == list(grid) and run["sites"] == 16 and run["relaxed"] is False
+    for row, (ecut, density) in zip(run["rows"], grid):
+        direct = VacancyFormationEnergy(size=2, lattice_constant=3.18, relaxed=False).evaluate(
+            LinearPotential(descriptor, ens.theta * (1 + 1e-3 * ecut / 100 + 1e-2 * density)))
+        assert row["value"] == pytest.approx(direct, rel=1e-12)
+    assert run["rows"][0]["value"] != run["rows"][1]["value"]
+
+    def broken(ecut, density):
+        raise AssertionError("a stored point was recomputed")
+
+    assert script.vacancy_settings(grid, calc_factory=broken, **kw)["rows"] == run["rows"]
+    assert json.loads((tmp_path / "vac.json").read_text())["rows"] == run["rows"]

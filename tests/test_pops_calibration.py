@@ -185,3 +185,32 @@ def test_a_model_that_reproduces_the_validation_rows_gets_a_zero_box_and_a_warni
     with pytest.warns(RuntimeWarning, match="zero width"):
         pops, report = POPS(random_state=0).calibrate(train, valid, target=0.95)
     assert report.reached and pops.box_scale == 1e-12
+
+
+def test_calibration_on_groups_is_kept_in_the_store(tmp_path, monkeypatch):
+    """calibrate_on_groups(store=...): the second call takes the choice from the disk and gives
+    the same POPS as POPS.calibrate on the same split (oracle: the direct call); another design
+    is calibrated afresh."""
+    from uqcalc.coverage import study
+
+    rng = np.random.default_rng(2)
+    inner, edge = toy(300, rng, -1.0, 0.6, "inner"), toy(200, rng, 0.6, 0.8, "edge")
+    design = DesignMatrix(X=np.vstack([inner.X, edge.X]), y=np.concatenate([inner.y, edge.y]), w=np.ones(500),
+                          kind=np.array(["energy"] * 500), config=np.arange(500),
+                          group=np.concatenate([inner.group, edge.group]))
+    spec = study.BackendSpec("POPS calibrated", POPS(random_state=0), bounds="box", calibrate=0.95)
+    first = study.calibrate_on_groups(spec, design, ["edge"], store=tmp_path)
+    direct, _ = POPS(random_state=0).calibrate(design.select(design.group == "inner"),
+                                              design.select(design.group == "edge"), target=0.95)
+    assert first.backend.get_params() == direct.get_params() and first.calibrate is None
+
+    def never(*args, **kwargs):
+        raise AssertionError("calibrated again")
+
+    monkeypatch.setattr(study, "calibrate_spec", never)
+    again = study.calibrate_on_groups(spec, design, ["edge"], store=tmp_path)
+    assert again.backend.get_params() == direct.get_params() and again.chosen == first.chosen
+    shifted = DesignMatrix(X=design.X, y=design.y + 0.1, w=design.w, kind=design.kind, config=design.config,
+                           group=design.group)
+    with pytest.raises(AssertionError, match="calibrated again"):
+        study.calibrate_on_groups(spec, shifted, ["edge"], store=tmp_path)

@@ -142,15 +142,26 @@ def calibrate_spec(spec: BackendSpec, train: DesignMatrix, validation: DesignMat
     return chosen, info
 
 
-def calibrate_on_groups(spec: BackendSpec, design: DesignMatrix, groups) -> BackendSpec:
+def calibrate_on_groups(spec: BackendSpec, design: DesignMatrix, groups, store=None) -> BackendSpec:
     """``spec`` with its POPS calibrated on the rows of ``groups`` of the training ``design``.
 
     Those groups are left out of the rows the box is built from only to choose it
     (:func:`calibrate_spec`, about ``spec.prior_mean`` if set); the returned spec carries the
     chosen unfitted POPS, to be fitted on the whole design, and says how it was chosen.
+    ``store`` (a directory or :class:`~uqcalc.coverage.store.Store`) keeps the choice, keyed by
+    the design, the groups and the spec: at qSNAP size the calibration costs minutes, and a
+    rerun of the same study takes it from the disk.
     """
-    calib = design.rows_of(groups=list(groups))
-    chosen, info = calibrate_spec(spec, design.select(~calib), design.select(calib))
+    def compute() -> dict:
+        calib = design.rows_of(groups=list(groups))
+        return calibrate_spec(spec, design.select(~calib), design.select(calib))[1]
+
+    key = digest({"spec": spec.key(), "design": design.digest(), "groups": sorted(map(str, groups)),
+                  "prior_mean": None if spec.prior_mean is None else theta_digest(spec.prior_mean)})
+    store = store if isinstance(store, Store) else Store(store)
+    info, _ = store.record(f"calibration/{safe_name(spec.name)}.json", key, compute)
+    # calibrate returns the base POPS cloned with the chosen settings and box scale
+    chosen = spec.backend.clone(**info["settings"], box_scale=info["box_scale"])
     summary = (f"{spec.chosen}: {', '.join(f'{k}={v}' for k, v in info['settings'].items())}, box scale "
                f"{info['box_scale']:.3g}, calibration coverage "
                + ", ".join(f"{k} {v:.2f}" for k, v in info["coverage"].items())
