@@ -135,7 +135,9 @@ def test_tungsten_dft_literature_references_match_the_suite():
 @pytest.mark.skipif(not (SHARED_DATA / "tungsten_wood2017.extxyz.gz").exists(), reason="shared DFT data absent")
 def test_tungsten_dft_qsnap_student_caches_its_design(tmp_path, monkeypatch):
     """`--quadratic` fits qSNAP (linear bispectrum + pairwise products, the paper's model; 2J = 4 here
-    to stay small) and builds each design once: a rerun computes no descriptor rows at all."""
+    to stay small) and builds each design once: a rerun computes no descriptor rows at all, and
+    neither calibrates nor fits a backend again (their held-out scores come back unchanged)."""
+    from uqcalc.coverage import study
     from uqcalc.descriptors import SNAP
 
     mod = _load("tungsten_dft")
@@ -151,10 +153,17 @@ def test_tungsten_dft_qsnap_student_caches_its_design(tmp_path, monkeypatch):
     def no_rows(*args, **kwargs):
         raise AssertionError("descriptor rows computed again: the design cache missed")
 
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a backend was calibrated or fitted again: the store missed")
+
     monkeypatch.setattr(SNAP, "rows", no_rows)
     monkeypatch.setattr(SNAP, "rows_batch", no_rows, raising=False)
+    monkeypatch.setattr(study.BackendSpec, "fit", no_fit)
+    monkeypatch.setattr(study, "calibrate_spec", no_fit)
     second = mod.main(argv)
     assert second["lsq_rmse"] == first["lsq_rmse"]
+    assert {k: v["kind"] for k, v in second["heldout"].items()} == {k: v["kind"] for k, v in first["heldout"].items()}
+    assert all("error" not in h for h in second["heldout"].values())
 
 
 def test_gpaw_references_score_beside_the_data_references(tmp_path):
