@@ -174,10 +174,12 @@ def test_gpaw_references_score_beside_the_data_references(tmp_path):
     mod = _load("tungsten_dft")
     table = tmp_path / "gpaw.json"
     table.write_text(json.dumps({"_about": "test", "a0": {"value": 3.18}, "C44": {"value": 154.0, "converged": False},
-                                 "C11": {"value": 520.0, "converged": True}, "dE_fcc": {"value": 0.486}}))
+                                 "C11": {"value": 520.0, "converged": True},
+                                 "dE_fcc": {"value": 0.486, "uncertainty": 0.04}}))
     gpaw = mod.gpaw_references(table)
     assert gpaw == {"a0": 3.18, "C11": 520.0, "dE_fcc": 0.486}
     assert mod.gpaw_references(tmp_path / "absent.json") == {}
+    assert mod.gpaw_uncertainties(table) == {"dE_fcc": 0.04}
 
     class Result:
         records = [{"property": "a0", "backend": "POPS", "value": 3.17, "reference": 3.1826, "lower": 3.16,
@@ -187,11 +189,13 @@ def test_gpaw_references_score_beside_the_data_references(tmp_path):
                    {"property": "C44", "backend": "POPS", "value": 140.0, "reference": 143.0, "lower": None,
                     "upper": None, "std": None, "bracketed": False, "method": "resample", "error": "failed"}]
 
-    recs = {r["property"]: r for r in mod.property_records(Result(), {}, gpaw)}
+    recs = {r["property"]: r for r in mod.property_records(Result(), {}, gpaw, mod.gpaw_uncertainties(table))}
     assert recs["a0"]["gpaw_bracketed"] is True and recs["dE_fcc"]["gpaw_bracketed"] is False
+    # 0.45 misses 0.486 but meets its ±0.04
+    assert recs["dE_fcc"]["gpaw_within_uncertainty"] is True and recs["a0"]["gpaw_within_uncertainty"] is True
     assert "gpaw" not in recs["C44"]
     md = "\n".join(mod.property_tables(list(recs.values())))
-    assert "GPAW-PBE" in md and "| POPS | 2 | 0.50 |" in md
+    assert "GPAW-PBE" in md and "| POPS | 2 | 0.50 | 1.00 |" in md
     # the paper's columns: errors of the point estimate and of each bound against the reference
     assert "| dE_fcc | POPS | -0.083 | 0.02 | -0.103 | -0.033 | False |" in md
 

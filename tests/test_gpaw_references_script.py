@@ -138,6 +138,10 @@ def test_dft_relaxation_tolerance_and_fixed_lattice_enter_the_entries(tmp_path):
                               calc_factory=lambda: calc, settings={"model": "pair"}, code_version="test",
                               fmax=1e-4, lattice_constant=3.17)
     assert tight["vacancy_formation_energy"]["value"] != entry["value"]  # recomputed, not the stored one
+    stated = script.references(["vacancy_formation_energy"], tmp_path / "run", tmp_path / "t.json",
+                               calc_factory=lambda: calc, settings={"model": "pair"}, code_version="test",
+                               fmax=0.01, lattice_constant=3.17, uncertainty=0.1)
+    assert stated["vacancy_formation_energy"]["uncertainty"] == 0.1 and "uncertainty" not in entry
 
 
 def test_vacancy_settings_scan_is_the_unrelaxed_small_cell_and_checkpointed(tmp_path):

@@ -318,7 +318,8 @@ def run(data: Path | None = None, properties_json: Path | None = None, twojmax: 
         tb = time.perf_counter()
         res = study.run()
         steps["properties"] = _step(tb)
-        result["properties"] = {"records": property_records(res, table, gpaw_references(gpaw_table)),
+        result["properties"] = {"records": property_records(res, table, gpaw_references(gpaw_table),
+                                                            gpaw_uncertainties(gpaw_table)),
                                 "resample_members": resample_members}
     result["wall_s"] = time.perf_counter() - t0
     result["peak_rss_gb"] = _peak_rss_gb()
@@ -349,11 +350,22 @@ def gpaw_references(path: Path | None) -> dict:
     return {k: v["value"] for k, v in data.items() if not k.startswith("_") and v.get("converged", True)}
 
 
-def property_records(res, table, gpaw: dict | None = None) -> list[dict]:
+def gpaw_uncertainties(path: Path | None) -> dict:
+    """``{property: uncertainty}`` of the GPAW table's scored entries that state one (e.g. a
+    cheaper k mesh's error, docs/gpaw_references.md)."""
+    if path is None or not Path(path).exists():
+        return {}
+    data = json.loads(Path(path).read_text())
+    return {k: float(v["uncertainty"]) for k, v in data.items()
+            if not k.startswith("_") and v.get("converged", True) and v.get("uncertainty") is not None}
+
+
+def property_records(res, table, gpaw: dict | None = None, gpaw_uncertainty: dict | None = None) -> list[dict]:
     """One flat record per (property, backend) of a study's results, with the reference's source.
 
     ``gpaw``: direct GPAW-PBE values by property (:func:`gpaw_references`); where one exists the
-    record gains ``gpaw`` and ``gpaw_bracketed`` (whether [lower, upper] contains it).
+    record gains ``gpaw`` and ``gpaw_bracketed`` (whether [lower, upper] contains it), and
+    ``gpaw_within_uncertainty`` with ``gpaw_uncertainty`` (:func:`gpaw_uncertainties`).
     ``bracketed_within_uncertainty``: whether [lower, upper] meets the reference's own interval
     [value − uncertainty, value + uncertainty] (the published spread of a DFT value, or a
     fit's error): a bound that misses the value by less than the reference is itself uncertain.
@@ -372,6 +384,8 @@ def property_records(res, table, gpaw: dict | None = None) -> list[dict]:
             g = rec["gpaw"] = float(gpaw[name])
             ok = rec["lower"] is not None and rec["upper"] is not None
             rec["gpaw_bracketed"] = bool(ok and rec["lower"] <= g <= rec["upper"])
+            rec["gpaw_within_uncertainty"] = bool(_meets(rec["lower"], rec["upper"], g,
+                                                         (gpaw_uncertainty or {}).get(name)))
         out.append(rec)
     return out
 
@@ -474,10 +488,12 @@ def property_tables(records: list[dict]) -> list[str]:
     gpaw = [r for r in records if "gpaw" in r]
     if gpaw:
         lines += ["", "Against the direct GPAW-PBE references (comparisons/data/gpaw_w_pbe.json; entries it marks "
-                  "unconverged left out):", "", "| backend | n | coverage |", "|---|---|---|"]
+                  "unconverged left out):", "", "| backend | n | coverage | coverage within ±unc |",
+                  "|---|---|---|---|"]
         for name in dict.fromkeys(r["backend"] for r in gpaw):
             rs = [r for r in gpaw if r["backend"] == name]
-            lines.append(f"| {name} | {len(rs)} | {_f(np.mean([r['gpaw_bracketed'] for r in rs]), '.2f')} |")
+            lines.append(f"| {name} | {len(rs)} | {_f(np.mean([r['gpaw_bracketed'] for r in rs]), '.2f')} "
+                         f"| {_f(np.mean([bool(r.get('gpaw_within_uncertainty')) for r in rs]), '.2f')} |")
     lines += ["", "| property | backend | model | lower | upper | DFT ref ± unc | source | bracketed | GPAW-PBE "
               "| bracketed | method |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(records, key=lambda r: (str(r["property"]), str(r["backend"]))):
