@@ -280,6 +280,51 @@ def adopt_elastic(density: float, kpoints: Path = ELASTIC_OUT, table_path: Path 
     return table
 
 
+def adopt_elastic_range(min_density: float, series: tuple[Path, ...] | None = None, table_path: Path = TABLE) -> dict:
+    """Write each C_ij as the middle ± half the range of every computed row at k density ≥ ``min_density``.
+
+    For a k-point series that oscillates instead of settling (docs/gpaw_references.md): the
+    rows of all ``series`` files (default: every smearing width computed, :func:`elastic_series_path`)
+    at or above ``min_density`` bound where the constant lies, and the entry states that
+    interval as its ``uncertainty``, with every row it rests on. The studies score such an entry
+    strictly at the middle and also within its uncertainty.
+    """
+    import numpy as np
+
+    if series is None:
+        series = tuple(sorted(ELASTIC_OUT.parent.glob("gpaw_w_elastic_kpoints*.json")))
+    runs = [json.loads(Path(f).read_text()) for f in series]
+    rows = [(run, r) for run in runs for r in run["rows"] if r["kpt_density"] >= float(min_density)]
+    if not rows:
+        raise ValueError(f"no row at k density >= {min_density} in {[str(f) for f in series]}")
+    a = {run["lattice_constant"] for run, _ in rows}
+    if len(a) > 1:
+        raise ValueError(f"the series were computed at different lattice constants {sorted(a)}")
+    table = json.loads(table_path.read_text())
+    for name in ("C11", "C12", "C44"):
+        values = np.array([r[name] for _, r in rows])
+        lo, hi = float(values.min()), float(values.max())
+        run0 = rows[0][0]
+        table[name] = {
+            "value": (lo + hi) / 2, "uncertainty": (hi - lo) / 2, "unit": "GPa",
+            "citation": "GPAW-PBE, this repository (comparisons/gpaw_references.py --elastic-kpoints, "
+                        f"--adopt-elastic-range {min_density:g})",
+            "settings": {k: v for k, v in run0["settings"].items() if k not in ("kpt_density", "width")}
+            | {"kpt_density": f">= {min_density:g}", "width": sorted({run["settings"]["width"] for run, _ in rows})},
+            "gpaw_version": run0["gpaw_version"], "uqcalc_version": run0["uqcalc_version"],
+            "wall_s": float(sum(r["wall_s"] for _, r in rows)),
+            "cells": f"2-atom cube at a = {run0['lattice_constant']:.4f} Å (the table's a0); {run0['strains']}",
+            "convergence": [{"kpt_density": r["kpt_density"], "kpts": r["kpts"], "width": run["settings"]["width"],
+                             "value": r[name]} for run, r in rows],
+        }
+    table["_about"] = ("GPAW-PBE references by comparisons/gpaw_references.py (docs/gpaw_references.md). The elastic "
+                       "constants' k-point series oscillates instead of settling: each C_ij is the middle of every row "
+                       f"at k density >= {min_density:g} (both smearing widths), with half their range as its "
+                       "uncertainty; the rows are in its convergence.")
+    table_path.write_text(json.dumps(table, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+    return table
+
+
 def references(names, out: Path, table_path: Path = TABLE, calc_factory=None, settings: dict | None = None,
                code_version: str | None = None, symbol: str = "W", fmax: float | None = None,
                lattice_constant: float | None = None, ecut: float | None = None,
@@ -392,6 +437,9 @@ def main(argv=None) -> None:
                         help="instead: C11, C12, C44 against the k-point density (default 6 8 10 12 14)")
     parser.add_argument("--adopt-elastic", type=float, default=None, metavar="DENSITY",
                         help="instead: write the C_ij of that k density of the --elastic-kpoints run into the table")
+    parser.add_argument("--adopt-elastic-range", type=float, default=None, metavar="DENSITY",
+                        help="instead: write each C_ij as the middle ± half-range of every computed row (all widths) "
+                        "at k density >= DENSITY")
     parser.add_argument("--width", type=float, default=None, metavar="EV",
                         help="with --elastic-kpoints / --adopt-elastic: the series at this Methfessel–Paxton width")
     parser.add_argument("--not-converged", action="store_true",
@@ -400,6 +448,9 @@ def main(argv=None) -> None:
     from uqcalc._logging import show_progress
 
     show_progress()  # one line per single point of a long relaxation
+    if args.adopt_elastic_range is not None:
+        adopt_elastic_range(args.adopt_elastic_range)
+        return
     if args.adopt_elastic is not None:
         adopt_elastic(args.adopt_elastic, elastic_series_path(args.width), converged=not args.not_converged)
         return

@@ -174,3 +174,29 @@ def test_vacancy_settings_scan_is_the_unrelaxed_small_cell_and_checkpointed(tmp_
 
     assert script.vacancy_settings(grid, calc_factory=broken, **kw)["rows"] == run["rows"]
     assert json.loads((tmp_path / "vac.json").read_text())["rows"] == run["rows"]
+
+
+def test_an_oscillating_elastic_series_is_adopted_as_its_range(tmp_path):
+    """Every row at k density ≥ the threshold, over both widths, bounds the constant: the entry is
+    the middle ± half the range (oracle: by hand), and it lists the rows it rests on."""
+    script = _script()
+
+    def series(width, rows):
+        return {"lattice_constant": 3.18, "settings": {"ecut": 600.0, "kpt_density": 6.0, "width": width},
+                "gpaw_version": "test", "uqcalc_version": "0", "strains": "±0.2 %",
+                "rows": [{"kpt_density": d, "kpts": [2 * int(d)] * 3, "C11": c11, "C12": 200.0, "C44": 140.0 + d,
+                          "wall_s": 1.0} for d, c11 in rows]}
+
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(series(0.1, [(6.0, 400.0), (10.0, 517.0), (12.0, 506.0), (14.0, 526.0)])))
+    b.write_text(json.dumps(series(0.2, [(8.0, 450.0), (10.0, 520.0)])))
+    table_path = tmp_path / "table.json"
+    table_path.write_text(json.dumps({"a0": {"value": 3.18}}))
+    table = script.adopt_elastic_range(10.0, (a, b), table_path)
+    assert table["C11"]["value"] == pytest.approx(516.0) and table["C11"]["uncertainty"] == pytest.approx(10.0)
+    assert table["C44"]["value"] == pytest.approx(152.0) and table["C44"]["uncertainty"] == pytest.approx(2.0)
+    assert table["C12"]["uncertainty"] == 0.0 and "converged" not in table["C11"]
+    assert len(table["C11"]["convergence"]) == 4 and table["C11"]["settings"]["width"] == [0.1, 0.2]
+    assert json.loads(table_path.read_text())["a0"] == {"value": 3.18}
+    with pytest.raises(ValueError, match="no row"):
+        script.adopt_elastic_range(20.0, (a, b), table_path)
