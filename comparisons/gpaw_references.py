@@ -43,6 +43,11 @@ DEFAULT_NAMES = ("a0", "B", "C11", "C12", "C44", "dE_fcc", "dE_hcp", "dE_a15", "
                  "vacancy_formation_energy", "sia_formation_energy_111", "sia_formation_energy_110")
 
 
+def table_of(symbol: str) -> Path:
+    """The reference table of an element: ``comparisons/data/gpaw_<symbol>_pbe.json``."""
+    return TABLE.with_name(f"gpaw_{symbol.lower()}_pbe.json")
+
+
 def convergence(ecuts=(400, 500, 600, 700, 800), densities=(3.0, 4.0, 5.0, 6.0, 8.0)) -> str:
     """Markdown table of E(fcc) − E(bcc) (eV/atom) and the bcc pressure (GPa) against the settings."""
     from ase.build import bulk
@@ -184,7 +189,7 @@ def elastic_kpoints(densities=(6.0, 8.0, 10.0, 12.0, 14.0), lattice_constant: fl
 def vacancy_settings(grid=((600.0, 4.0), (400.0, 4.0), (400.0, 6.0), (400.0, 8.0)), size: int = 2,
                      lattice_constant: float | None = None, out: Path = VACANCY_SETTINGS_OUT,
                      store_dir: Path = Path("results/gpaw/store"), calc_factory=None, settings: dict | None = None,
-                     code_version: str | None = None) -> dict:
+                     code_version: str | None = None, symbol: str = "W") -> dict:
     """The unrelaxed vacancy formation energy of a small cell against the cutoff and the k density.
 
     The 54-site vacancy at :data:`GPAW_SETTINGS` is hours per ionic step on this machine's one
@@ -193,7 +198,9 @@ def vacancy_settings(grid=((600.0, 4.0), (400.0, 4.0), (400.0, 6.0), (400.0, 8.0
     energy is a difference of two cells on the same mesh, so errors that are the same per atom
     cancel; what is left is what the defect does to them. Each ``(ecut, density)`` point is
     checkpointed in ``store_dir``; ``calc_factory(ecut, density)``, ``settings`` and
-    ``code_version`` replace GPAW (the tests use a cheap model).
+    ``code_version`` replace GPAW (the tests use a cheap model). ``symbol``: any element of
+    :func:`uqcalc.properties.suite` (fcc: a ``size``³ cell has 4 ``size``³ sites); its lattice
+    constant defaults to its GPAW table's a0.
     """
     import dataclasses
 
@@ -215,8 +222,12 @@ def vacancy_settings(grid=((600.0, 4.0), (400.0, 4.0), (400.0, 6.0), (400.0, 8.0
 
         settings, code_version = GPAW_SETTINGS, gpaw_version()
     if lattice_constant is None:
-        lattice_constant = json.loads(TABLE.read_text())["a0"]["value"]
-    (prop,) = suite("W", names=["vacancy_formation_energy"], quick=True, lattice_constant=lattice_constant)
+        known = json.loads(table_of(symbol).read_text()) if table_of(symbol).exists() else {}
+        if "a0" not in known:
+            raise ValueError(f"no GPAW a0 for {symbol} in {table_of(symbol)}: compute it first "
+                             f"(--symbol {symbol} --names a0) or pass lattice_constant")
+        lattice_constant = known["a0"]["value"]
+    (prop,) = suite(symbol, names=["vacancy_formation_energy"], quick=True, lattice_constant=lattice_constant)
     prop = dataclasses.replace(prop, size=size, relaxed=False)
     store = Store(store_dir)
     rows = []
@@ -462,12 +473,13 @@ def main(argv=None) -> None:
         print(convergence())
         return
     if args.vacancy_settings:
-        vacancy_settings(store_dir=Path(args.out) / "store")
+        vacancy_settings(store_dir=Path(args.out) / "store", symbol=args.symbol,
+                         out=VACANCY_SETTINGS_OUT.with_name(f"gpaw_{args.symbol.lower()}_vacancy_settings.json"))
         return
     if args.shared is not None:
         print(json.dumps(shared_configurations(args.shared)["summary"], indent=1))
         return
-    table = Path(args.table) if args.table else TABLE.with_name(f"gpaw_{args.symbol.lower()}_pbe.json")
+    table = Path(args.table) if args.table else table_of(args.symbol)
     if args.lattice_constant == "own":
         lattice_constant = None
     elif args.lattice_constant == "table":

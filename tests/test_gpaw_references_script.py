@@ -200,3 +200,17 @@ def test_an_oscillating_elastic_series_is_adopted_as_its_range(tmp_path):
     assert json.loads(table_path.read_text())["a0"] == {"value": 3.18}
     with pytest.raises(ValueError, match="no row"):
         script.adopt_elastic_range(20.0, (a, b), table_path)
+
+
+def test_vacancy_settings_scan_for_an_fcc_metal(tmp_path):
+    """No tungsten assumption: fcc Cu's 2³ cell has 32 sites. Oracle: the property directly (EMT)."""
+    from ase.calculators.emt import EMT
+
+    from uqcalc.properties import VacancyFormationEnergy
+
+    run = _script().vacancy_settings(((400.0, 4.0),), symbol="Cu", lattice_constant=3.59, out=tmp_path / "cu.json",
+                                     store_dir=tmp_path / "store", calc_factory=lambda ecut, density: EMT(),
+                                     settings={"model": "EMT"}, code_version="test")
+    direct = VacancyFormationEnergy(size=2, lattice_constant=3.59, relaxed=False, symbol="Cu",
+                                    structure="fcc").evaluate(EMT())
+    assert run["sites"] == 32 and run["rows"][0]["value"] == pytest.approx(direct, rel=1e-12)
