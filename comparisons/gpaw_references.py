@@ -365,7 +365,13 @@ def references(names, out: Path, table_path: Path = TABLE, calc_factory=None, se
     from uqcalc.properties import suite
 
     if calc_factory is None:
-        from uqcalc.datasets.gpaw_reference import GPAW_SETTINGS, gpaw_calculator, gpaw_version, kpoint_mesh
+        from uqcalc.datasets.gpaw_reference import (
+            GPAW_SETTINGS,
+            gpaw_calculator,
+            gpaw_symmetry,
+            gpaw_version,
+            kpoint_mesh,
+        )
         from uqcalc.datasets.single_points import CheckpointedCalculator
 
         overrides = {k: float(v) for k, v in (("ecut", ecut), ("kpt_density", kpt_density)) if v is not None}
@@ -375,7 +381,7 @@ def references(names, out: Path, table_path: Path = TABLE, calc_factory=None, se
         def calc_factory():
             return CheckpointedCalculator(
                 lambda atoms: gpaw_calculator(ecut=settings["ecut"], kpts=kpoint_mesh(atoms, settings["kpt_density"]),
-                                              txt=str(Path(out) / "gpaw.txt")),
+                                              txt=str(Path(out) / "gpaw.txt"), symmetry=gpaw_symmetry(atoms)),
                 Path(out) / "store" / "single_points", tag={"settings": settings, "gpaw": code_version})
     if fmax is not None:
         settings = settings | {"relax_fmax": float(fmax)}

@@ -144,3 +144,37 @@ def test_a_cheaper_cutoff_and_mesh_reach_gpaw_and_the_entry(tmp_path):
     assert out["cutoffs"] == ["250.0"]
     assert out["entry"]["settings"]["ecut"] == 250.0 and out["entry"]["settings"]["kpt_density"] == 2.0
     assert out["entry"]["value"] == pytest.approx(3.17, rel=0.02)
+
+
+SYMMETRY = textwrap.dedent("""
+    import json
+    from ase.build import bulk
+    from gpaw.new.symmetry import SymmetryAnalysisBug
+    from uqcalc.datasets.gpaw_reference import gpaw_calculator, gpaw_symmetry
+    from uqcalc.properties import suite
+
+    (prop,) = suite("W", names=["gamma_110"], quick=True, lattice_constant=3.1828)
+    cell = [s.atoms for s in prop.states() if s.name == "bulk"][0]
+    out = {"cube": gpaw_symmetry(bulk("W", "bcc", a=3.17, cubic=True)), "oblique": gpaw_symmetry(cell)}
+    cell.calc = gpaw_calculator(ecut=250.0, kpt_density=2.0)
+    try:
+        cell.get_potential_energy()
+        out["default"] = "computed"
+    except SymmetryAnalysisBug:
+        out["default"] = "SymmetryAnalysisBug"
+    cell.calc = gpaw_calculator(ecut=250.0, kpt_density=2.0, symmetry=gpaw_symmetry(cell))
+    out["energy"] = cell.get_potential_energy()
+    print(json.dumps(out))
+""")
+
+
+def test_a_cell_gpaws_symmetry_search_breaks_on_is_computed_without_the_point_group():
+    """Oracle: GPAW itself, which stops on the (110) slab's 2-atom bulk cell with its default
+    symmetry (measured: it killed the γ(110) reference after the slab had relaxed); with
+    ``gpaw_symmetry`` that cell computes, and a cube keeps GPAW's default."""
+    proc = _run(SYMMETRY)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["cube"] == {} and out["oblique"] == {"point_group": False}
+    assert out["default"] == "SymmetryAnalysisBug"
+    assert -30.0 < out["energy"] / 2 < 0.0
