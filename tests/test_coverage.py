@@ -330,6 +330,14 @@ def test_a_subset_or_an_other_array_design_is_refitted_not_served_the_stored_ens
     assert fits(DesignMatrix(X=X, y=y)) == 1 and fits(DesignMatrix(X=X, y=y)) == 0
     assert fits(DesignMatrix(X=X, y=1.01 * y)) == 1
 
+    # the public key derived results are stored under follows the same identity
+    def key(d, n_members=2):
+        spec = BackendSpec("BR", BayesianRidge(n_members=n_members))
+        return CoverageStudy(d, descriptor, [spec], [], ref, progress=False).ensemble_key(spec)
+
+    assert key(design) == key(design)
+    assert len({key(design), key(design.select(design.config < 10)), key(design, n_members=3)}) == 3
+
 
 def test_store_reuses_on_matching_keys_and_recomputes_otherwise(tmp_path):
     from uqcalc.coverage.store import Store

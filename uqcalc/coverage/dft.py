@@ -300,7 +300,7 @@ def run(data: Path | None = None, properties_json: Path | None = None, twojmax: 
     for spec in specs:
         tb = time.perf_counter()
         try:
-            key = digest({"ensemble": study._ensemble_key(spec), "heldout": d_held.digest(), "bounds": spec.bounds,
+            key = digest({"ensemble": study.ensemble_key(spec), "heldout": d_held.digest(), "bounds": spec.bounds,
                           "z": spec.z})
 
             def score(spec=spec) -> dict:

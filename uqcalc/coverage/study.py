@@ -297,7 +297,12 @@ class CoverageStudy:
                 self._design[which] = DesignMatrix.build(frames, self.descriptor, cache_dir=cache, progress=False)
         return self._design[which]
 
-    def _ensemble_key(self, spec: BackendSpec) -> str:
+    def ensemble_key(self, spec: BackendSpec) -> str:
+        """The digest a fitted ensemble is stored under: backend settings, training design and descriptor.
+
+        Results derived from the ensemble (property bounds, held-out scores) key on it, so a
+        refit invalidates them and nothing else does.
+        """
         return digest({"backend": spec.key(), "design": self.design().digest(), "descriptor": self.descriptor.spec()})
 
     def ensemble(self, spec: BackendSpec) -> ParameterEnsemble:
@@ -314,7 +319,7 @@ class CoverageStudy:
                 return ens
 
             self._ensembles[spec.name], _ = self.store.artifact(
-                f"ensembles/{safe_name(spec.name)}.npz", self._ensemble_key(spec), fit,
+                f"ensembles/{safe_name(spec.name)}.npz", self.ensemble_key(spec), fit,
                 save=lambda ens, path: ens.save(path), load=ParameterEnsemble.load,
                 describe={"backend": spec.name, "settings": spec.settings()},
             )
@@ -402,7 +407,7 @@ class CoverageStudy:
 
     def _result(self, spec: BackendSpec, prop) -> dict:
         # only the propagators that can run this property decide its result
-        key = digest({"version": _RESULT_VERSION, "ensemble": self._ensemble_key(spec), "prop": self._prop_key(prop),
+        key = digest({"version": _RESULT_VERSION, "ensemble": self.ensemble_key(spec), "prop": self._prop_key(prop),
                       "propagators": [p.params() for p in self.propagators(prop, spec) if p.supports(prop)]})
 
         def compute() -> dict:
@@ -490,7 +495,7 @@ class CoverageStudy:
         return clean(report.summary())
 
     def _heldout(self, spec: BackendSpec) -> dict:
-        key = digest({"ensemble": self._ensemble_key(spec), "validation": self.design("validation").digest()})
+        key = digest({"ensemble": self.ensemble_key(spec), "validation": self.design("validation").digest()})
 
         def compute() -> dict:
             ens = self.ensemble(spec)
