@@ -43,6 +43,23 @@ DEFAULT_NAMES = ("a0", "B", "C11", "C12", "C44", "dE_fcc", "dE_hcp", "dE_a15", "
                  "vacancy_formation_energy", "sia_formation_energy_111", "sia_formation_energy_110")
 
 
+def _write_json(path: Path, data: dict, sort_keys: bool = False) -> None:
+    """Write ``data`` atomically: under ``mpiexec`` every rank writes, and a rank reading the table
+    while another writes it must see the old file or the new one, never a truncated one."""
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(data, indent=1, sort_keys=sort_keys, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def table_of(symbol: str) -> Path:
     """The reference table of an element: ``comparisons/data/gpaw_<symbol>_pbe.json``."""
     return TABLE.with_name(f"gpaw_{symbol.lower()}_pbe.json")
@@ -120,8 +137,7 @@ def shared_configurations(n_per_group: int = 8, seed: int = 0, groups=("EOS_Data
                           "pressure_diff_GPa_mean": float(-ds[:, :3].mean()) if ds.size else None}
     result = {"settings": GPAW_SETTINGS, "gpaw_version": gpaw_version(), "seed": seed, "summary": summary,
               "frames": rows}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    _write_json(out, result)
     return result
 
 
@@ -181,8 +197,7 @@ def elastic_kpoints(densities=(6.0, 8.0, 10.0, 12.0, 14.0), lattice_constant: fl
         result = {"lattice_constant": lattice_constant, "settings": settings, "gpaw_version": code_version,
                   "uqcalc_version": uqcalc.__version__, "strains": "matscipy fit_elastic_constants, cubic, "
                   "delta 1e-3, 5 steps (±0.2 %), positions not relaxed (bcc: zero by symmetry)", "rows": rows}
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+        _write_json(out, result)
     return result
 
 
@@ -249,14 +264,23 @@ def vacancy_settings(grid=((600.0, 4.0), (400.0, 4.0), (400.0, 6.0), (400.0, 8.0
         result = {"lattice_constant": lattice_constant, "sites": prop.n_sites, "relaxed": False,
                   "settings": settings, "gpaw_version": code_version, "uqcalc_version": uqcalc.__version__,
                   "rows": rows}
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+        _write_json(out, result)
     return result
 
 
 def elastic_series_path(width: float | None = None) -> Path:
     """Where :func:`elastic_kpoints` keeps the series of a smearing width (None: the settings')."""
     return ELASTIC_OUT if width is None else ELASTIC_OUT.with_name(f"gpaw_w_elastic_kpoints_width{float(width):g}.json")
+
+
+def _elastic_entry(run: dict, value: float, how: str, settings: dict, wall_s: float, convergence) -> dict:
+    """A C_ij entry of the table from an :func:`elastic_kpoints` run (``how``: the options that adopted it)."""
+    return {"value": value, "unit": "GPa",
+            "citation": f"GPAW-PBE, this repository (comparisons/gpaw_references.py {how})",
+            "settings": settings, "gpaw_version": run["gpaw_version"], "uqcalc_version": run["uqcalc_version"],
+            "wall_s": wall_s,
+            "cells": f"2-atom cube at a = {run['lattice_constant']:.4f} Å (the table's a0); {run['strains']}",
+            "convergence": convergence}
 
 
 def adopt_elastic(density: float, kpoints: Path = ELASTIC_OUT, table_path: Path = TABLE,
@@ -273,21 +297,16 @@ def adopt_elastic(density: float, kpoints: Path = ELASTIC_OUT, table_path: Path 
         raise ValueError(f"k density {density} is not in {kpoints} (have {[r['kpt_density'] for r in run['rows']]})")
     table = json.loads(table_path.read_text())
     for name in ("C11", "C12", "C44"):
-        table[name] = {
-            "value": row[name], "unit": "GPa",
-            "citation": "GPAW-PBE, this repository (comparisons/gpaw_references.py --elastic-kpoints)",
-            "settings": run["settings"] | {"kpt_density": row["kpt_density"], "kpts": row["kpts"]},
-            "gpaw_version": run["gpaw_version"], "uqcalc_version": run["uqcalc_version"], "wall_s": row["wall_s"],
-            "cells": f"2-atom cube at a = {run['lattice_constant']:.4f} Å (the table's a0); {run['strains']}",
-            "convergence": {f"{r['kpt_density']:g}": r[name] for r in run["rows"]},
-        }
+        table[name] = _elastic_entry(run, row[name], "--elastic-kpoints",
+                                     run["settings"] | {"kpt_density": row["kpt_density"], "kpts": row["kpts"]},
+                                     row["wall_s"], {f"{r['kpt_density']:g}": r[name] for r in run["rows"]})
         if not converged:
             table[name]["converged"] = False
     table["_about"] = ("GPAW-PBE references by comparisons/gpaw_references.py (docs/gpaw_references.md). The elastic "
                        f"constants use their own k density ({row['kpt_density']:g}; strain derivatives converge far "
                        "more slowly in k than energies): each entry's settings and convergence say so"
                        + ("." if converged else "; the series has not settled, so they are marked not converged."))
-    table_path.write_text(json.dumps(table, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+    _write_json(table_path, table, sort_keys=True)
     return table
 
 
@@ -316,23 +335,19 @@ def adopt_elastic_range(min_density: float, series: tuple[Path, ...] | None = No
         values = np.array([r[name] for _, r in rows])
         lo, hi = float(values.min()), float(values.max())
         run0 = rows[0][0]
-        table[name] = {
-            "value": (lo + hi) / 2, "uncertainty": (hi - lo) / 2, "unit": "GPa",
-            "citation": "GPAW-PBE, this repository (comparisons/gpaw_references.py --elastic-kpoints, "
-                        f"--adopt-elastic-range {min_density:g})",
-            "settings": {k: v for k, v in run0["settings"].items() if k not in ("kpt_density", "width")}
-            | {"kpt_density": f">= {min_density:g}", "width": sorted({run["settings"]["width"] for run, _ in rows})},
-            "gpaw_version": run0["gpaw_version"], "uqcalc_version": run0["uqcalc_version"],
-            "wall_s": float(sum(r["wall_s"] for _, r in rows)),
-            "cells": f"2-atom cube at a = {run0['lattice_constant']:.4f} Å (the table's a0); {run0['strains']}",
-            "convergence": [{"kpt_density": r["kpt_density"], "kpts": r["kpts"], "width": run["settings"]["width"],
-                             "value": r[name]} for run, r in rows],
-        }
+        settings = ({k: v for k, v in run0["settings"].items() if k not in ("kpt_density", "width")}
+                    | {"kpt_density": f">= {min_density:g}",
+                       "width": sorted({run["settings"]["width"] for run, _ in rows})})
+        table[name] = _elastic_entry(run0, (lo + hi) / 2, f"--elastic-kpoints, --adopt-elastic-range {min_density:g}",
+                                     settings, float(sum(r["wall_s"] for _, r in rows)),
+                                     [{"kpt_density": r["kpt_density"], "kpts": r["kpts"],
+                                       "width": run["settings"]["width"], "value": r[name]} for run, r in rows])
+        table[name]["uncertainty"] = (hi - lo) / 2
     table["_about"] = ("GPAW-PBE references by comparisons/gpaw_references.py (docs/gpaw_references.md). The elastic "
                        "constants' k-point series oscillates instead of settling: each C_ij is the middle of every row "
                        f"at k density >= {min_density:g} (both smearing widths), with half their range as its "
                        "uncertainty; the rows are in its convergence.")
-    table_path.write_text(json.dumps(table, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+    _write_json(table_path, table, sort_keys=True)
     return table
 
 
@@ -400,9 +415,12 @@ def references(names, out: Path, table_path: Path = TABLE, calc_factory=None, se
             nonlocal calc
             if calc is None:
                 calc = calc_factory()
-            t0 = time.perf_counter()
+            t0, s0, u0 = time.perf_counter(), getattr(calc, "compute_s", None), getattr(calc, "n_untimed", 0)
             value = float(prop.evaluate(calc))
-            return {"value": value, "wall_s": time.perf_counter() - t0}
+            out = {"value": value, "wall_s": time.perf_counter() - t0}
+            if s0 is not None:  # checkpointed: the single points' own times, over every process that ran them
+                out |= {"single_points_s": calc.compute_s - s0, "untimed_single_points": calc.n_untimed - u0}
+            return out
 
         Path(out).mkdir(parents=True, exist_ok=True)
         record, hit = store.record(f"references/{prop.name}.json", key, compute)
@@ -417,16 +435,23 @@ def references(names, out: Path, table_path: Path = TABLE, calc_factory=None, se
             "settings": settings, "gpaw_version": code_version, "uqcalc_version": uqcalc.__version__,
             "wall_s": record["wall_s"], "cells": cells,
         }
+        for extra in ("single_points_s", "untimed_single_points"):
+            if record.get(extra):
+                table[prop.name][extra] = record[extra]
         if uncertainty is not None:
             table[prop.name]["uncertainty"] = float(uncertainty)
         table_path.parent.mkdir(parents=True, exist_ok=True)
-        table_path.write_text(json.dumps(table, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+        _write_json(table_path, table, sort_keys=True)
         took = "stored" if hit else f"{record['wall_s']:.0f} s"
         print(f"{prop.name}: {record['value']:.6g} {prop.unit} ({took})", flush=True)
     return table
 
 
 def main(argv=None) -> None:
+    try:  # under mpiexec, GPAW's communicator must exist before ASE's world picks a serial one
+        import gpaw.mpi  # noqa: F401
+    except ImportError:
+        pass
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--symbol", default="W", help="element of the suite (default W; any metal of uqcalc.properties.suite)")
     parser.add_argument("--names", nargs="+", default=list(DEFAULT_NAMES), help="suite names, in order")

@@ -214,3 +214,32 @@ def test_vacancy_settings_scan_for_an_fcc_metal(tmp_path):
     direct = VacancyFormationEnergy(size=2, lattice_constant=3.59, relaxed=False, symbol="Cu",
                                     structure="fcc").evaluate(EMT())
     assert run["sites"] == 32 and run["rows"][0]["value"] == pytest.approx(direct, rel=1e-12)
+
+
+def test_an_entry_carries_the_time_of_its_single_points(tmp_path):
+    """A checkpointed calculator's points' own times go into the entry (``single_points_s``).
+
+    Oracle: each computed point sleeps 0.02 s, and the points are part of the property's wall time.
+    """
+    import time
+
+    from ase.calculators.emt import EMT
+
+    from uqcalc.datasets.single_points import CheckpointedCalculator
+
+    class SlowEMT(EMT):
+        def calculate(self, *args, **kwargs):
+            time.sleep(0.02)
+            super().calculate(*args, **kwargs)
+
+    made = []
+
+    def factory():
+        made.append(CheckpointedCalculator(lambda atoms: SlowEMT(), tmp_path / "points"))
+        return made[-1]
+
+    table = _script().references(["a0"], tmp_path / "run", tmp_path / "cu.json", calc_factory=factory,
+                                 settings={"model": "EMT"}, code_version="test", symbol="Cu")
+    entry = table["a0"]
+    assert made[0].n_computed > 1 and "untimed_single_points" not in entry
+    assert 0.02 * made[0].n_computed <= entry["single_points_s"] <= entry["wall_s"]

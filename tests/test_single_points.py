@@ -107,3 +107,47 @@ def test_the_mesh_has_one_point_across_a_vacuum_only():
     assert kpoint_mesh(slab_, 6.0) == {"size": [12, 12, 1], "gamma": True}
     # a long cell without a gap is not a vacuum
     assert vacuum_axes(cube.repeat((1, 1, 8))) == [False] * 3
+
+
+
+class SlowEMT(CountingEMT):
+    """CountingEMT that takes at least ``pause`` seconds per single point (a clock a test can bound)."""
+
+    def __init__(self, pause: float, budget: int | None = None):
+        super().__init__([], budget)
+        self.pause = pause
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=None):
+        import time
+
+        time.sleep(self.pause)
+        super().calculate(atoms, properties, system_changes)
+
+
+def test_a_resumed_relaxation_reports_the_wall_time_of_every_step_not_only_its_own(tmp_path):
+    """The cost of a relaxation spread over several processes: each point's own wall time.
+
+    Oracle: every computed point sleeps 0.05 s, so n points took ≥ 0.05 n s; the upper bound
+    (0.05 n + 1 s for EMT itself) is loose for a loaded machine.
+    """
+    import json
+
+    pause, budget = 0.05, 4
+    killed = CheckpointedCalculator(lambda atoms: SlowEMT(pause, budget=budget), tmp_path)
+    with pytest.raises(Killed):
+        relax(slab(), killed, fmax=1e-2)
+    resumed = CheckpointedCalculator(lambda atoms: SlowEMT(pause), tmp_path)
+    relax(slab(), resumed, fmax=1e-2)
+    n = resumed.n_replayed + resumed.n_computed
+    assert resumed.n_replayed == budget and resumed.n_computed > 0
+    assert pause * n <= resumed.compute_s < pause * n + 1.0 and resumed.n_untimed == 0
+
+    # a point stored before points carried their time is counted apart, not as zero seconds
+    first = min(tmp_path.glob("*.json"), key=lambda p: p.stat().st_mtime)
+    record = json.loads(first.read_text())
+    took = record.pop("wall_s")
+    first.write_text(json.dumps(record))
+    replay = CheckpointedCalculator(lambda atoms: pytest.fail("a stored point was computed"), tmp_path)
+    relax(slab(), replay, fmax=1e-2)
+    assert replay.n_replayed == n and replay.n_untimed == 1
+    assert replay.compute_s == pytest.approx(resumed.compute_s - took, rel=1e-9)

@@ -70,6 +70,11 @@ class CheckpointedCalculator(Calculator):
     ----------
     n_computed, n_replayed : int
         Single points computed by the wrapped calculator and replayed from ``store_dir``.
+    compute_s : float
+        Wall time (s) of every single point this calculator served, as measured by the process
+        that computed it: a relaxation resumed over several processes adds up to its whole cost.
+    n_untimed : int
+        Replayed single points stored without their wall time (written before points carried it); not in ``compute_s``.
 
     Examples
     --------
@@ -95,6 +100,8 @@ class CheckpointedCalculator(Calculator):
         self.tag = dict(tag or {})
         self.n_computed = 0
         self.n_replayed = 0
+        self.compute_s = 0.0
+        self.n_untimed = 0
         self._inner: Calculator | None = None
         self._inner_atoms: Atoms | None = None
 
@@ -123,13 +130,20 @@ class CheckpointedCalculator(Calculator):
         names = ["energy", "free_energy", "forces"] + (["stress"] if "stress" in properties else [])
         if all(n in record for n in names):
             self.n_replayed += 1
+            if "wall_s" in record:
+                self.compute_s += float(record["wall_s"])
+            else:
+                self.n_untimed += 1
             how = "replayed"
         else:
             t0 = time.perf_counter()
             record |= self._compute(self.atoms, names)
+            took = time.perf_counter() - t0
+            record["wall_s"] = float(record.get("wall_s", 0.0)) + took  # a stress asked for later adds to it
+            self.compute_s += took
             _write(path, record | {"numbers": self.atoms.numbers, "positions": self.atoms.positions,
                                    "cell": self.atoms.cell.array, "pbc": self.atoms.pbc})
-            how = f"computed in {time.perf_counter() - t0:.0f} s"
+            how = f"computed in {took:.0f} s"
         fmax = float(np.linalg.norm(np.reshape(record["forces"], (-1, 3)), axis=1).max()) if len(self.atoms) else 0.0
         logger.info("%s: %d atoms, E = %.6f eV, max force %.3g eV/Å (%s; %d computed, %d replayed)",
                     self.atoms.get_chemical_formula(), len(self.atoms), float(record["energy"]), fmax, how,
