@@ -221,3 +221,43 @@ def test_a_bound_within_the_references_own_uncertainty_is_counted_apart():
     assert recs["a0"]["bracketed_within_uncertainty"] is False  # no uncertainty: strict
     md = "\n".join(mod.property_tables(list(recs.values())))
     assert "| POPS |  | 3 | 0.00 | 0.33 |" in md
+
+
+def test_gpaw_only_entries_join_the_study_in_the_cells_gpaw_computed():
+    """A GPAW entry is scored only on the property it was computed for (the quick suite's cells):
+    γ(110) and the 54-site vacancy join the study; where the study already scores a different
+    vacancy (the literature's 128 sites) the 54-site one joins under its own name, and the
+    128-site one gets no GPAW value. Oracle: the cell sizes of the properties themselves."""
+    import math
+
+    from uqcalc.coverage.dft import LITERATURE, PROPERTY_MAP, gpaw_scored_properties
+    from uqcalc.properties import tungsten_suite
+
+    wood = tungsten_suite(["a0", "gamma_100"], quick=True)
+    gpaw = {"a0": 3.1828, "gamma_110": 3.2655, "vacancy_formation_energy": 3.3, "not_a_property": 1.0}
+    props, scored, unc = gpaw_scored_properties(wood, gpaw, {"vacancy_formation_energy": 0.1})
+    assert [p.name for p in props] == ["a0", "gamma_100", "gamma_110", "vacancy_formation_energy"]
+    assert props[-1].n_sites == 54 and scored["vacancy_formation_energy"] == 3.3 and "not_a_property" not in scored
+    assert unc == {"vacancy_formation_energy": 0.1}
+
+    full = tungsten_suite(list(PROPERTY_MAP), quick=True) + tungsten_suite(list(LITERATURE), quick=False)
+    props, scored, unc = gpaw_scored_properties(full, gpaw, {"vacancy_formation_energy": 0.1})
+    by_name = {p.name: p for p in props}
+    assert by_name["vacancy_formation_energy"].n_sites == 128 and "vacancy_formation_energy" not in scored
+    assert by_name["vacancy_formation_energy_54sites"].n_sites == 54
+    assert scored["vacancy_formation_energy_54sites"] == 3.3 and unc == {"vacancy_formation_energy_54sites": 0.1}
+
+    # such a property has no data reference: out of the data/literature coverage, in GPAW's and the paper rows
+    mod = _load("tungsten_dft")
+
+    class Result:
+        records = [{"property": "gamma_110", "backend": "POPS", "value": 3.2, "reference": math.nan, "lower": 3.1,
+                    "upper": 3.3, "std": 0.05, "bracketed": False},
+                   {"property": "a0", "backend": "POPS", "value": 3.17, "reference": 3.1826, "lower": 3.16,
+                    "upper": 3.19, "std": 0.01, "bracketed": True}]
+
+    recs = mod.property_records(Result(), {}, {"gamma_110": 3.2655, "a0": 3.1828})
+    md = "\n".join(mod.property_tables(recs))
+    assert "| POPS |  | 1 | 1.00 |" in md  # a0 alone in the data coverage
+    assert "| POPS | 2 | 1.00 |" in md  # both against GPAW
+    assert "| gamma_110 (GPAW) | POPS | -0.0655 | 0.05 | -0.165 | +0.0345 | True |" in md

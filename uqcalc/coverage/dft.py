@@ -51,7 +51,7 @@ import numpy as np
 from .._logging import show_progress
 from .teacher import teacher_student
 
-__all__ = ["LITERATURE", "PROPERTY_MAP", "default_data", "property_records", "property_tables", "run", "run_dft_study"]
+__all__ = ["LITERATURE", "PROPERTY_MAP", "default_data", "gpaw_scored_properties", "property_records", "property_tables", "run", "run_dft_study"]
 
 logger = logging.getLogger(__name__)
 
@@ -274,6 +274,7 @@ def run(data: Path | None = None, properties_json: Path | None = None, twojmax: 
               "P": d_train.n_params, "n_train_rows": d_train.n_rows, "lsq_rmse": rmse,
               "lsq_heldout_energy_rmse_meV_per_atom_by_group": per_group, "heldout": {}, "properties": None}
     props, table = [], {}
+    gpaw, gpaw_unc = gpaw_references(gpaw_table), gpaw_uncertainties(gpaw_table)
     if properties:
         from ..properties import tungsten_suite
 
@@ -288,6 +289,7 @@ def run(data: Path | None = None, properties_json: Path | None = None, twojmax: 
             lit = tungsten_suite(list(LITERATURE), quick=False)
             table |= literature_table(lit)
             props += lit
+        props, gpaw, gpaw_unc = gpaw_scored_properties(props, gpaw, gpaw_unc)
     ref = TableReference({k: {kk: v[kk] for kk in ("value", "unit", "citation")} for k, v in table.items()},
                          name="wood2017_properties")
     if resample_members is None:
@@ -318,8 +320,7 @@ def run(data: Path | None = None, properties_json: Path | None = None, twojmax: 
         tb = time.perf_counter()
         res = study.run()
         steps["properties"] = _step(tb)
-        result["properties"] = {"records": property_records(res, table, gpaw_references(gpaw_table),
-                                                            gpaw_uncertainties(gpaw_table)),
+        result["properties"] = {"records": property_records(res, table, gpaw, gpaw_unc),
                                 "resample_members": resample_members}
     result["wall_s"] = time.perf_counter() - t0
     result["peak_rss_gb"] = _peak_rss_gb()
@@ -360,6 +361,47 @@ def gpaw_uncertainties(path: Path | None) -> dict:
             if not k.startswith("_") and v.get("converged", True) and v.get("uncertainty") is not None}
 
 
+def gpaw_scored_properties(props: list, gpaw: dict, uncertainty: dict | None = None) -> tuple[list, dict, dict]:
+    """The study's properties plus the GPAW table's other entries, and GPAW's values by study name.
+
+    The GPAW entries are evaluated on ``tungsten_suite(quick=True)`` cells (54-site defects,
+    each code at its own lattice: GPAW at its table a0). A study property is compared with an
+    entry only if it is that same definition; an entry no study property matches joins the
+    study as its own property (γ(110), the 54-site vacancy), renamed ``<name>_<n>sites`` when the
+    study already has a different property of that name (the literature's 128-site vacancy).
+    Such properties have no data or literature reference: only GPAW scores them.
+
+    Returns
+    -------
+    (props, gpaw, uncertainty)
+        ``props`` extended; ``gpaw`` and ``uncertainty`` keyed by the study's property names.
+    """
+    import dataclasses
+
+    from ..properties import tungsten_suite
+
+    uncertainty = uncertainty or {}
+    props, by_name = list(props), {p.name: p for p in props}
+    scored, unc = {}, {}
+    for name, value in gpaw.items():
+        try:
+            (cell,) = tungsten_suite([name], quick=True)
+        except (KeyError, ValueError):
+            logger.warning("GPAW entry %s is not a property of the tungsten suite: not scored", name)
+            continue
+        mine = by_name.get(name)
+        if mine is None or mine != cell:
+            if mine is not None:
+                size = getattr(cell, "n_sites", None)
+                cell = dataclasses.replace(cell, label=f"{name}_{size}sites" if size else f"{name}_gpaw")
+            props.append(cell)
+            by_name[cell.name] = cell
+        scored[cell.name] = value
+        if name in uncertainty:
+            unc[cell.name] = uncertainty[name]
+    return props, scored, unc
+
+
 def property_records(res, table, gpaw: dict | None = None, gpaw_uncertainty: dict | None = None) -> list[dict]:
     """One flat record per (property, backend) of a study's results, with the reference's source.
 
@@ -396,6 +438,13 @@ def _meets(lower, upper, value, uncertainty) -> bool | None:
         return None
     u = abs(float(uncertainty or 0.0))
     return bool(float(lower) <= float(value) + u and float(upper) >= float(value) - u)
+
+
+def _finite(x) -> bool:
+    try:
+        return x is not None and bool(np.isfinite(float(x)))
+    except (TypeError, ValueError):
+        return False
 
 
 def _f(x, spec=".3g") -> str:
@@ -466,25 +515,31 @@ def property_tables(records: list[dict]) -> list[str]:
               + " (defects absent from training: extrapolation; different DFT settings)."), "",
              "| backend | source | n | coverage | coverage within ±unc | mean \\|err\\|/(U−L) |",
              "|---|---|---|---|---|---|"]
-    for name in dict.fromkeys(r["backend"] for r in records):
-        for src in dict.fromkeys(r.get("ref_source", "") for r in records):
-            rs = [r for r in records if r["backend"] == name and r.get("ref_source", "") == src]
+    referenced = [r for r in records if _finite(r.get("reference"))]  # GPAW-only properties: below
+    for name in dict.fromkeys(r["backend"] for r in referenced):
+        for src in dict.fromkeys(r.get("ref_source", "") for r in referenced):
+            rs = [r for r in referenced if r["backend"] == name and r.get("ref_source", "") == src]
             ratio = [abs(r["value"] - r["reference"]) / (r["upper"] - r["lower"]) for r in rs
                      if r["value"] is not None and r["upper"] is not None and r["upper"] > r["lower"]]
             within = [bool(r.get("bracketed_within_uncertainty")) for r in rs]
             lines.append(f"| {name} | {src} | {len(rs)} | {_f(np.mean([bool(r['bracketed']) for r in rs]), '.2f')} "
                          f"| {_f(np.mean(within), '.2f')} | {_f(np.mean(ratio) if ratio else np.nan, '.3f')} |")
     lines += ["", "Paper format (Perez et al. 2025, errors against the DFT reference: MLE = the point estimate, "
-              "low/high = the bounds):", "", "| property | backend | MLE error | ensemble std | low bound error "
-              "| high bound error | enveloped |", "|---|---|---|---|---|---|---|"]
+              "low/high = the bounds; \"(GPAW)\": a property only the GPAW table has):", "",
+              "| property | backend | MLE error | ensemble std | low bound error | high bound error | enveloped |",
+              "|---|---|---|---|---|---|---|"]
     for r in sorted(records, key=lambda r: (str(r["property"]), str(r["backend"]))):
-        ref = r["reference"]
+        own = _finite(r.get("reference"))
+        if not own and "gpaw" not in r:
+            continue
+        ref, label = (r["reference"], r["property"]) if own else (r["gpaw"], f"{r['property']} (GPAW)")
+        enveloped = r["bracketed"] if own else r["gpaw_bracketed"]
 
         def err(x, ref=ref):
             return None if x is None or ref is None else float(x) - float(ref)
 
-        lines.append(f"| {r['property']} | {r['backend']} | {_f(err(r['value']), '+.3g')} | {_f(r.get('std'), '.3g')} "
-                     f"| {_f(err(r['lower']), '+.3g')} | {_f(err(r['upper']), '+.3g')} | {r['bracketed']} |")
+        lines.append(f"| {label} | {r['backend']} | {_f(err(r['value']), '+.3g')} | {_f(r.get('std'), '.3g')} "
+                     f"| {_f(err(r['lower']), '+.3g')} | {_f(err(r['upper']), '+.3g')} | {enveloped} |")
     gpaw = [r for r in records if "gpaw" in r]
     if gpaw:
         lines += ["", "Against the direct GPAW-PBE references (comparisons/data/gpaw_w_pbe.json; entries it marks "
