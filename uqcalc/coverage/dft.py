@@ -29,7 +29,10 @@ the surface slabs, which are *in the training set*: property coverage here tests
 propagation + the DFT reference's own scatter (its quoted ``uncertainty``), not extrapolation;
 (3) without ``--quick``, against cited PBE values (:data:`LITERATURE`: vacancy and five SIA
 formation energies, Nguyen-Manh et al. 2006) in 128-site cells: defects the training set never
-shows, so extrapolation, with the caveat that the literature's DFT settings differ.
+shows, so extrapolation, with the caveat that the literature's DFT settings differ;
+(4) against the direct GPAW-PBE table computed here (``comparisons/data/gpaw_w_pbe.json``), each
+entry in the cells GPAW computed it in (:func:`gpaw_scored_properties`): entries with no data
+reference (γ(110), E(hcp)−E(bcc), the 54-site vacancy) join the study as properties only GPAW scores.
 
 Run:  uqcalc coverage tungsten_dft [--full] [--data FILE] [--executor processes:N]   (quick unless --full), or
       python comparisons/tungsten_dft.py [--quick] [--twojmax 6] [--no-properties] [--seed 0]
