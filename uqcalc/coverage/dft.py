@@ -54,7 +54,8 @@ import numpy as np
 from .._logging import show_progress
 from .teacher import teacher_student
 
-__all__ = ["LITERATURE", "PROPERTY_MAP", "default_data", "gpaw_scored_properties", "property_records", "property_tables", "run", "run_dft_study"]
+__all__ = ["LITERATURE", "PROPERTY_MAP", "default_data", "gpaw_scored_properties", "property_records",
+           "property_tables", "run", "run_dft_study"]
 
 logger = logging.getLogger(__name__)
 
