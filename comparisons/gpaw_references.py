@@ -392,12 +392,16 @@ def references(names, out: Path, table_path: Path = TABLE, calc_factory=None, se
         overrides = {k: float(v) for k, v in (("ecut", ecut), ("kpt_density", kpt_density)) if v is not None}
         settings, code_version = GPAW_SETTINGS | overrides | {
             "kpts": "Γ-centred at kpt_density, 1 point across a vacuum"}, gpaw_version()
+        # what a single point depends on, bound now: the relaxation tolerance added below is not,
+        # so a run at another --fmax replays the same ionic steps (LBFGS's path does not depend on it)
+        point_tag = {"settings": settings, "gpaw": code_version}
 
         def calc_factory():
             return CheckpointedCalculator(
-                lambda atoms: gpaw_calculator(ecut=settings["ecut"], kpts=kpoint_mesh(atoms, settings["kpt_density"]),
+                lambda atoms: gpaw_calculator(ecut=point_tag["settings"]["ecut"],
+                                              kpts=kpoint_mesh(atoms, point_tag["settings"]["kpt_density"]),
                                               txt=str(Path(out) / "gpaw.txt"), symmetry=gpaw_symmetry(atoms)),
-                Path(out) / "store" / "single_points", tag={"settings": settings, "gpaw": code_version})
+                Path(out) / "store" / "single_points", tag=point_tag)
     if fmax is not None:
         settings = settings | {"relax_fmax": float(fmax)}
     store = Store(Path(out) / "store")
