@@ -200,7 +200,8 @@ def test_gpaw_references_score_beside_the_data_references(tmp_path):
     assert recs["dE_fcc"]["gpaw_within_uncertainty"] is True and recs["a0"]["gpaw_within_uncertainty"] is True
     assert "gpaw" not in recs["C44"]
     md = "\n".join(mod.property_tables(list(recs.values())))
-    assert "GPAW-PBE" in md and "| POPS | 2 | 0.50 | 1.00 |" in md
+    # width: |3.17 − 3.18| / 0.03 and |0.40 − 0.486| / 0.07, mean 0.781
+    assert "GPAW-PBE" in md and "| POPS | 2 | 0.50 | 1.00 | 0.781 |" in md
     # the paper's columns: errors of the point estimate and of each bound against the reference
     assert "| dE_fcc | POPS | -0.083 | 0.02 | -0.103 | -0.033 | False |" in md
 
@@ -264,5 +265,5 @@ def test_gpaw_only_entries_join_the_study_in_the_cells_gpaw_computed():
     recs = mod.property_records(Result(), {}, {"gamma_110": 3.2655, "a0": 3.1828})
     md = "\n".join(mod.property_tables(recs))
     assert "| POPS |  | 1 | 1.00 |" in md  # a0 alone in the data coverage
-    assert "| POPS | 2 | 1.00 |" in md  # both against GPAW
+    assert "| POPS | 2 | 1.00 | 1.00 | 0.377 |" in md  # both against GPAW: 0.0655 / 0.2 and 0.0128 / 0.03
     assert "| gamma_110 (GPAW) | POPS | -0.0655 | 0.05 | -0.165 | +0.0345 | True |" in md
