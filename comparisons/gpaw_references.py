@@ -44,20 +44,10 @@ DEFAULT_NAMES = ("a0", "B", "C11", "C12", "C44", "dE_fcc", "dE_hcp", "dE_a15", "
 
 
 def _write_json(path: Path, data: dict, sort_keys: bool = False) -> None:
-    """Write ``data`` atomically: under ``mpiexec`` every rank writes, and a rank reading the table
-    while another writes it must see the old file or the new one, never a truncated one."""
-    import tempfile
+    # atomic: under mpiexec every rank writes, and a rank reading the table meanwhile must see a whole file
+    from uqcalc.coverage._io import write_json
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(data, indent=1, sort_keys=sort_keys, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json(path, data, sort_keys=sort_keys, ensure_ascii=False)
 
 
 def table_of(symbol: str) -> Path:

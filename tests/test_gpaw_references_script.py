@@ -243,3 +243,12 @@ def test_an_entry_carries_the_time_of_its_single_points(tmp_path):
     entry = table["a0"]
     assert made[0].n_computed > 1 and "untimed_single_points" not in entry
     assert 0.02 * made[0].n_computed <= entry["single_points_s"] <= entry["wall_s"]
+
+
+def test_the_table_writer_reproduces_the_committed_table_byte_for_byte(tmp_path):
+    """The script writes through the store's atomic writer (sorted keys, "Å" kept): oracle is the
+    committed table itself, so rewriting it changes nothing a diff would show."""
+    script = _script()
+    committed = script.TABLE.read_bytes()
+    script._write_json(tmp_path / "table.json", json.loads(committed), sort_keys=True)
+    assert (tmp_path / "table.json").read_bytes() == committed
