@@ -394,6 +394,8 @@ def references(names, out: Path, table_path: Path = TABLE, calc_factory=None, se
                 Path(out) / "store" / "single_points", tag=point_tag)
     if fmax is not None:
         settings = settings | {"relax_fmax": float(fmax)}
+    # every name checked before hours of DFT are spent on the first ones
+    suite(symbol, names=list(names), quick=True, lattice_constant=lattice_constant)
     store = Store(Path(out) / "store")
     table = json.loads(table_path.read_text()) if table_path.exists() else {}
     calc = None

@@ -252,3 +252,17 @@ def test_the_table_writer_reproduces_the_committed_table_byte_for_byte(tmp_path)
     committed = script.TABLE.read_bytes()
     script._write_json(tmp_path / "table.json", json.loads(committed), sort_keys=True)
     assert (tmp_path / "table.json").read_bytes() == committed
+
+
+def test_an_unknown_name_is_refused_before_anything_is_computed(tmp_path):
+    """fcc Cu has no ``dE_fcc`` (fcc is its ground state): the run stops at once, naming it and the
+    available ones, instead of after the properties listed before it."""
+    from uqcalc.errors import UnknownNameError
+
+    def factory():
+        raise AssertionError("a calculator was built for a run that cannot finish")
+
+    with pytest.raises(UnknownNameError, match="dE_fcc.*available.*dE_bcc"):
+        _script().references(["a0", "dE_fcc"], tmp_path / "run", tmp_path / "cu.json", calc_factory=factory,
+                             settings={"model": "EMT"}, code_version="test", symbol="Cu")
+    assert not (tmp_path / "cu.json").exists()
